@@ -1,0 +1,3 @@
+module github.com/whiskserver/whisk
+
+go 1.26.8
