@@ -1,0 +1,615 @@
+// Package app is the http.Handler of an app mount: it reads the request
+// body (memory, then a temp file) before taking a worker slot, sends the
+// request to a worker thread over the wire protocol, and writes the
+// worker's response to the client, holding at most one response window per
+// request so a slow client never holds a worker thread. It is the only
+// package that knows both HTTP and the wire.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/whiskserver/whisk/internal/group"
+	"github.com/whiskserver/whisk/internal/wire"
+)
+
+// Handler serves one app mount from one process group.
+type Handler struct {
+	// Group runs the app's workers.
+	Group *group.Group
+	// ScriptName is the mount prefix ("" at the root), WSGI's SCRIPT_NAME.
+	ScriptName string
+	// Timeout bounds the wait for a free worker, the wait for the response
+	// to start, and each pause between two parts of a streamed response.
+	Timeout time.Duration
+	// MaxBodySize is the largest request body accepted (413 beyond).
+	MaxBodySize int64
+	// BodyMemory is how much of a request body is held in memory before
+	// the rest goes to a temp file.
+	BodyMemory int64
+	// TempDir is the 0700 directory for spooled request bodies.
+	TempDir string
+	// Log receives errors the client cannot see.
+	Log *slog.Logger
+}
+
+var builders = sync.Pool{New: func() any { return new(wire.RequestBuilder) }}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > h.MaxBodySize {
+		// Answered before reading, so a client that sent Expect:
+		// 100-continue never sends the body.
+		h.tooLarge(w)
+		return
+	}
+	b, err := h.readBody(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.Is(err, errTooLarge) || errors.As(err, &mbe) {
+			h.tooLarge(w)
+			return
+		}
+		h.Log.Debug("request body not read", "error", err, "remote", r.RemoteAddr)
+		http.Error(w, "400 Bad Request: the request body could not be read", http.StatusBadRequest)
+		return
+	}
+	defer b.close()
+
+	pathInfo := unescapePath(rawPath(r))
+	if h.ScriptName != "" {
+		pathInfo = strings.TrimPrefix(pathInfo, h.ScriptName)
+	}
+	bodyLen := b.size
+	if bodyLen == 0 && r.ContentLength <= 0 && len(r.TransferEncoding) == 0 {
+		bodyLen = -1
+	}
+
+	ctx := r.Context()
+	actx, cancel := context.WithTimeout(ctx, h.Timeout)
+	slot, err := h.Group.Acquire(actx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the client left while queued
+		}
+		w.Header().Set("Retry-After", "1")
+		h.Log.Warn("no worker free within the timeout", "timeout", h.Timeout.String(), "path", r.URL.Path)
+		http.Error(w, "503 Service Unavailable: no worker was free to take the request", http.StatusServiceUnavailable)
+		return
+	}
+	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b}
+	ex.run(ctx, pathInfo, bodyLen)
+}
+
+func (h *Handler) tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, fmt.Sprintf("413 Content Too Large: the request body is over the limit of %d bytes (--max-body-size)", h.MaxBodySize), http.StatusRequestEntityTooLarge)
+}
+
+// exchange is one request's stream on one slot.
+type exchange struct {
+	h      *Handler
+	slot   *group.Slot
+	conn   *wire.Conn
+	stream uint32
+	w      http.ResponseWriter
+	r      *http.Request
+	body   *body
+	sent   int64 // request body bytes sent so far
+
+	mu       sync.Mutex // guards released and writes that must not follow it
+	released bool
+	aborted  bool // client gone or timed out: CANCEL sent, discard the rest
+}
+
+// errTimeout and friends say why a stream ended early.
+var (
+	errTimeout    = errors.New("worker did not answer within the timeout")
+	errClientGone = errors.New("client went away")
+	errAbort      = errors.New("app raised an exception")
+)
+
+func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
+	rb := builders.Get().(*wire.RequestBuilder)
+	rb.Begin(ex.stream)
+	ex.h.buildEnviron(rb, ex.r, pathInfo, bodyLen)
+	first := min(ex.body.size, wire.RequestWindow)
+	prefix, err := ex.body.prefix(first)
+	var frame []byte
+	if err == nil {
+		frame, err = rb.Finish(prefix, first == ex.body.size)
+	}
+	if err != nil {
+		builders.Put(rb)
+		ex.release(true)
+		ex.h.Log.Error("cannot encode request", "error", err)
+		http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	err = ex.conn.Write(frame)
+	builders.Put(rb)
+	ex.sent = first
+	if err != nil {
+		ex.lost(err, false)
+		return
+	}
+
+	// Wake the reader when the client leaves; the callback checks released
+	// so it never touches a channel another request owns by then.
+	stop := context.AfterFunc(ctx, func() {
+		ex.mu.Lock()
+		if !ex.released {
+			ex.conn.SetReadDeadline(time.Unix(1, 0))
+		}
+		ex.mu.Unlock()
+	})
+	defer stop()
+
+	for {
+		f, err := ex.readFrame(ctx)
+		if err != nil {
+			switch {
+			case errors.Is(err, errClientGone):
+				ex.cancel()
+				go ex.drain()
+			case errors.Is(err, errTimeout):
+				ex.h.Log.Warn("request timed out before the response started", "timeout", ex.h.Timeout.String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+				ex.cancel()
+				go ex.drain()
+				http.Error(ex.w, "504 Gateway Timeout: the app did not answer within the timeout", http.StatusGatewayTimeout)
+			default:
+				ex.lost(err, false)
+			}
+			return
+		}
+		switch f.Type {
+		case wire.TypeCredit:
+			if err := ex.sendBody(f.Payload); err != nil {
+				ex.lost(err, false)
+				return
+			}
+		case wire.TypeResponse:
+			ex.respond(ctx, f)
+			return
+		case wire.TypeAbort:
+			ex.release(true)
+			ex.h.Log.Error("app failed before the response started", "error", string(f.Payload), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+			http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
+			return
+		default:
+			ex.lost(fmt.Errorf("unexpected %s frame before the response", f.Type), false)
+			return
+		}
+	}
+}
+
+// readFrame reads the stream's next frame under the timeout. Frames for
+// other streams are a protocol error: a WSGI channel carries one stream.
+func (ex *exchange) readFrame(ctx context.Context) (wire.Frame, error) {
+	ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+	if ctx.Err() != nil {
+		return wire.Frame{}, errClientGone
+	}
+	f, err := ex.conn.ReadFrame()
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if ctx.Err() != nil {
+				return f, errClientGone
+			}
+			return f, errTimeout
+		}
+		return f, err
+	}
+	if f.Stream != ex.stream {
+		if f.File != nil {
+			f.File.Close()
+		}
+		return f, fmt.Errorf("frame for stream %d while stream %d is open", f.Stream, ex.stream)
+	}
+	return f, nil
+}
+
+// sendBody answers a CREDIT with up to that many more request body bytes.
+func (ex *exchange) sendBody(payload []byte) error {
+	n, err := wire.ParseCredit(payload)
+	if err != nil {
+		return err
+	}
+	for n > 0 && ex.sent < ex.body.size {
+		chunk := min(int64(n), ex.body.size-ex.sent, 256<<10)
+		buf := make([]byte, chunk)
+		if _, err := ex.body.ReadAt(buf, ex.sent); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read spooled body: %w", err)
+		}
+		ex.sent += chunk
+		n -= uint32(chunk)
+		var flags wire.Flags
+		if ex.sent == ex.body.size {
+			flags = wire.FlagEnd
+		}
+		if err := ex.conn.WriteFrame(wire.TypeData, flags, ex.stream, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release hands the slot back exactly once.
+func (ex *exchange) release(healthy bool) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.released {
+		return
+	}
+	ex.released = true
+	if healthy {
+		ex.conn.SetReadDeadline(time.Time{})
+	}
+	ex.h.Group.Release(ex.slot, healthy)
+}
+
+// cancel tells the worker to stop producing this stream.
+func (ex *exchange) cancel() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.released || ex.aborted {
+		return
+	}
+	ex.aborted = true
+	_ = ex.conn.WriteFrame(wire.TypeCancel, 0, ex.stream, nil)
+}
+
+// grant returns n bytes of response credit to the worker.
+func (ex *exchange) grant(n int) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.released || ex.aborted || n == 0 {
+		return
+	}
+	_ = ex.conn.Write(wire.AppendCredit(nil, ex.stream, uint32(n)))
+}
+
+// drain reads and drops the rest of a cancelled stream until the worker
+// ends it, then releases the slot. A worker that never ends it within
+// another timeout loses the channel, and its process is replaced.
+func (ex *exchange) drain() {
+	deadline := time.Now().Add(ex.h.Timeout)
+	for {
+		ex.conn.SetReadDeadline(deadline)
+		f, err := ex.conn.ReadFrame()
+		if err != nil {
+			ex.h.Log.Warn("worker did not end a cancelled request; replacing it", "pid", ex.slot.PID(), "error", err)
+			ex.release(false)
+			return
+		}
+		if f.File != nil {
+			f.File.Close()
+		}
+		if f.Stream != ex.stream {
+			ex.release(false)
+			return
+		}
+		if f.Type == wire.TypeCredit {
+			if err := ex.sendBody(f.Payload); err != nil {
+				ex.release(false)
+				return
+			}
+			continue
+		}
+		if f.End() || f.Type == wire.TypeAbort {
+			ex.release(true)
+			return
+		}
+	}
+}
+
+// lost handles a channel that failed: the worker died or broke the
+// protocol. The client gets a 502 if nothing was sent yet, else the
+// connection is cut.
+func (ex *exchange) lost(err error, started bool) {
+	ex.release(false)
+	ex.h.Log.Warn("worker lost during a request", "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path)
+	if started {
+		panic(http.ErrAbortHandler)
+	}
+	http.Error(ex.w, "502 Bad Gateway: the worker handling the request exited", http.StatusBadGateway)
+}
+
+// respond writes the response that starts with the RESPONSE frame f.
+func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
+	head, first, err := wire.DecodeResponse(f.Payload)
+	status := 0
+	if err == nil {
+		status, err = ex.setHeaders(head)
+	}
+	if err != nil {
+		ex.h.Log.Error("app sent an invalid response head", "error", err, "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+		if f.End() {
+			ex.release(true)
+		} else {
+			ex.cancel()
+			go ex.drain()
+		}
+		clear(ex.w.Header())
+		http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	hdr := ex.w.Header()
+	if f.End() {
+		if _, ok := hdr["Content-Length"]; !ok && ex.r.Method != http.MethodHead && bodyAllowed(status) {
+			hdr["Content-Length"] = []string{strconv.Itoa(len(first))}
+		}
+		if len(first) > 4096 {
+			// Free the slot before a slow client drains the body.
+			first = append([]byte(nil), first...)
+			ex.release(true)
+		} else {
+			defer ex.release(true)
+		}
+		ex.w.WriteHeader(status)
+		ex.w.Write(first)
+		return
+	}
+	ex.stream_(ctx, status, first)
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// setHeaders checks the app's status and headers as PEP 3333 asks and
+// copies them to the response.
+func (ex *exchange) setHeaders(head wire.Head) (int, error) {
+	s := head.Status
+	if len(s) < 3 || (len(s) > 3 && s[3] != ' ') {
+		return 0, fmt.Errorf("status %q is not like \"200 OK\"", s)
+	}
+	code, err := strconv.Atoi(s[:3])
+	if err != nil || code < 200 || code > 999 {
+		return 0, fmt.Errorf("status %q does not start with a final status code (200-999)", s)
+	}
+	hdr := ex.w.Header()
+	hasType := false
+	for _, fld := range head.Fields {
+		if !validName(fld.Name) {
+			return 0, fmt.Errorf("header name %q is not a valid token", fld.Name)
+		}
+		if !validValue(fld.Value) {
+			return 0, fmt.Errorf("header %s has a control character (CR, LF or NUL) in its value %q", fld.Name, fld.Value)
+		}
+		key := textproto.CanonicalMIMEHeaderKey(fld.Name)
+		switch key {
+		case "Transfer-Encoding", "Keep-Alive", "Proxy-Connection", "Upgrade":
+			continue // hop-by-hop: the front frames the response itself
+		case "Content-Type":
+			hasType = true
+		}
+		hdr[key] = append(hdr[key], fld.Value)
+	}
+	if !hasType {
+		hdr["Content-Type"] = nil // no sniffing: the app decides
+	}
+	return code, nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// chunk is one piece of a streamed response handed from the pump to the
+// goroutine writing to the client.
+type chunk struct {
+	data []byte
+	file *os.File
+	rng  wire.FileRange
+	err  error
+}
+
+// stream_ writes a response whose body comes in more frames. A pump
+// goroutine reads the worker's frames into a channel (bounded by the
+// response window the worker must respect) and releases the slot as soon as
+// the worker ends the stream, while this goroutine writes to the client and
+// returns credit as bytes leave.
+func (ex *exchange) stream_(ctx context.Context, status int, first []byte) {
+	chunks := make(chan chunk, 64)
+	headerWritten := false
+	if len(first) > 0 {
+		ex.w.WriteHeader(status)
+		headerWritten = true
+		if _, err := ex.w.Write(first); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+			ex.cancel()
+		}
+		ex.flush()
+		ex.grant(len(first))
+	}
+	go ex.pump(ctx, chunks)
+	var failure error
+	for c := range chunks {
+		switch {
+		case c.err != nil:
+			failure = c.err
+		case c.file != nil:
+			if !headerWritten {
+				ex.prepareFile(c)
+				ex.w.WriteHeader(status)
+				headerWritten = true
+			}
+			ex.sendFile(c)
+		default:
+			if !headerWritten {
+				ex.w.WriteHeader(status)
+				headerWritten = true
+			}
+			if ex.isAborted() {
+				continue
+			}
+			if _, err := ex.w.Write(c.data); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+				ex.cancel()
+				continue
+			}
+			if len(chunks) == 0 {
+				ex.flush()
+			}
+			ex.grant(len(c.data))
+		}
+	}
+	if failure != nil {
+		if !headerWritten {
+			if errors.Is(failure, errTimeout) {
+				http.Error(ex.w, "504 Gateway Timeout: the app did not answer within the timeout", http.StatusGatewayTimeout)
+			} else {
+				clear(ex.w.Header())
+				http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
+			}
+			return
+		}
+		// The head went out: cut the connection so the client can tell
+		// the body is incomplete.
+		panic(http.ErrAbortHandler)
+	}
+	if !headerWritten {
+		ex.w.WriteHeader(status)
+	}
+}
+
+func (ex *exchange) isAborted() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.aborted
+}
+
+func (ex *exchange) flush() {
+	if fl, ok := ex.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+// pump reads the rest of the stream into chunks and closes it.
+func (ex *exchange) pump(ctx context.Context, chunks chan<- chunk) {
+	defer close(chunks)
+	for {
+		f, err := ex.readFrame(ctx)
+		if err != nil {
+			switch {
+			case errors.Is(err, errClientGone):
+				ex.cancel()
+				go ex.drain()
+			case errors.Is(err, errTimeout):
+				ex.h.Log.Warn("streamed response stalled past the timeout", "timeout", ex.h.Timeout.String(), "path", ex.r.URL.Path, "pid", ex.slot.PID())
+				ex.cancel()
+				go ex.drain()
+			default:
+				ex.release(false)
+				ex.h.Log.Warn("worker lost during a response", "pid", ex.slot.PID(), "error", err, "path", ex.r.URL.Path)
+			}
+			chunks <- chunk{err: err}
+			return
+		}
+		switch f.Type {
+		case wire.TypeData:
+			if len(f.Payload) > 0 {
+				chunks <- chunk{data: append([]byte(nil), f.Payload...)}
+			}
+		case wire.TypeFile:
+			rng, err := wire.ParseFile(f.Payload)
+			if err != nil {
+				f.File.Close()
+				ex.release(false)
+				chunks <- chunk{err: err}
+				return
+			}
+			chunks <- chunk{file: f.File, rng: rng}
+		case wire.TypeCredit:
+			if err := ex.sendBody(f.Payload); err != nil {
+				ex.release(false)
+				chunks <- chunk{err: err}
+				return
+			}
+		case wire.TypeAbort:
+			ex.release(true)
+			ex.h.Log.Error("app failed after the response started", "error", string(f.Payload), "path", ex.r.URL.Path, "pid", ex.slot.PID())
+			chunks <- chunk{err: errAbort}
+			return
+		default:
+			ex.release(false)
+			chunks <- chunk{err: fmt.Errorf("unexpected %s frame in a response", f.Type)}
+			return
+		}
+		if f.End() {
+			ex.release(true)
+			return
+		}
+	}
+}
+
+// prepareFile sets Content-Length for a file body the app did not size, so
+// the body goes out with sendfile rather than chunked.
+func (ex *exchange) prepareFile(c chunk) {
+	hdr := ex.w.Header()
+	if _, ok := hdr["Content-Length"]; ok || ex.r.Method == http.MethodHead {
+		return
+	}
+	if n, err := fileCount(c); err == nil {
+		hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	}
+}
+
+func fileCount(c chunk) (int64, error) {
+	if c.rng.Count >= 0 {
+		return c.rng.Count, nil
+	}
+	st, err := c.file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return max(st.Size()-int64(c.rng.Offset), 0), nil
+}
+
+// sendFile copies a file the worker handed over; io.Copy into the
+// ResponseWriter uses sendfile(2) when the connection allows it.
+func (ex *exchange) sendFile(c chunk) {
+	defer c.file.Close()
+	if ex.isAborted() {
+		return
+	}
+	n, err := fileCount(c)
+	if err == nil {
+		_, err = c.file.Seek(int64(c.rng.Offset), io.SeekStart)
+	}
+	if err == nil {
+		_, err = io.Copy(ex.w, io.LimitReader(c.file, n))
+	}
+	if err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+		ex.cancel()
+	}
+}

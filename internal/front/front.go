@@ -1,0 +1,244 @@
+// Package front is whisk's HTTP side: it opens the listeners (TCP and unix
+// sockets), runs net/http behind the framing guard, applies the
+// connection-level limits and timeouts, writes the access log, and shuts
+// down gracefully. Routing to app mounts comes in with the config file;
+// today one handler serves every request.
+package front
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/whiskserver/whisk/internal/framing"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Binds are the addresses to listen on: HOST:PORT or unix:PATH.
+	Binds []string
+	// Handler serves every request.
+	Handler http.Handler
+	// AccessLog receives one line per request in Apache's combined
+	// format; nil turns the access log off.
+	AccessLog io.Writer
+	// ReadHeaderTimeout bounds the time a client may take to send a
+	// request head.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle that long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request head (431 beyond).
+	MaxHeaderBytes int
+	// Log is the server log.
+	Log *slog.Logger
+}
+
+// Server is the HTTP front.
+type Server struct {
+	cfg       Config
+	srv       *http.Server
+	listeners []net.Listener
+	unixPaths []string
+}
+
+// New opens every listener. On error, those already opened are closed.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg}
+	for _, b := range cfg.Binds {
+		l, err := listen(b)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		if p, ok := strings.CutPrefix(b, "unix:"); ok {
+			s.unixPaths = append(s.unixPaths, p)
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	h := cfg.Handler
+	if cfg.AccessLog != nil {
+		h = &accessLog{next: h, out: cfg.AccessLog}
+	}
+	s.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func listen(bind string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(bind, "unix:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("listen %q: empty socket path (use unix:/run/app.sock)", bind)
+		}
+		removeStaleSocket(path)
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", bind, err)
+		}
+		l.(*net.UnixListener).SetUnlinkOnClose(true)
+		return l, nil
+	}
+	if _, _, err := net.SplitHostPort(bind); err != nil {
+		return nil, fmt.Errorf("--bind %q: want HOST:PORT (like 127.0.0.1:8000 or [::]:8000) or unix:PATH", bind)
+	}
+	l, err := net.Listen("tcp", bind)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("listen on %s: the address is already in use (another server? pick another --bind)", bind)
+		}
+		return nil, fmt.Errorf("listen on %s: %w", bind, err)
+	}
+	return l, nil
+}
+
+// removeStaleSocket removes a socket file left by a server that is gone
+// (nothing accepts on it), so a restart does not fail with "address in use".
+func removeStaleSocket(path string) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return
+	}
+	os.Remove(path)
+}
+
+// Addrs returns the listeners' addresses.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// Serve serves every listener until Shutdown, then returns nil; any other
+// serving error is returned.
+func (s *Server) Serve() error {
+	errc := make(chan error, len(s.listeners))
+	opts := framing.Options{
+		MaxHeadBytes: s.cfg.MaxHeaderBytes + 4096,
+		OnReject: func(remote net.Addr, reason string) {
+			s.cfg.Log.Debug("rejected a request with ambiguous framing", "remote", remote.String(), "reason", reason)
+		},
+	}
+	for _, l := range s.listeners {
+		go func() {
+			errc <- s.srv.Serve(framing.NewListener(l, opts))
+		}()
+	}
+	var first error
+	for range s.listeners {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Shutdown stops accepting, waits for in-flight requests until ctx ends,
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+}
+
+// accessLog writes one combined-format line per request.
+type accessLog struct {
+	next http.Handler
+	mu   sync.Mutex
+	out  io.Writer
+}
+
+func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = "-"
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q %dus\n",
+			host, start.Format("02/Jan/2006:15:04:05 -0700"),
+			r.Method+" "+r.RequestURI+" "+r.Proto, status, rec.bytes,
+			orDash(r.Referer()), orDash(r.UserAgent()), time.Since(start).Microseconds())
+		a.mu.Lock()
+		io.WriteString(a.out, line)
+		a.mu.Unlock()
+	}()
+	a.next.ServeHTTP(rec, r)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// recorder notes the status and body size for the access log while keeping
+// the Flusher and ReaderFrom (sendfile) paths of the real writer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

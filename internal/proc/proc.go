@@ -1,0 +1,383 @@
+// Package proc starts and talks to one Python worker process: it spawns the
+// interpreter with a control socket, waits for the app to import (HELLO or
+// FAILED), hands the worker one request channel per thread over the control
+// socket, folds the worker's stdout and stderr into the server log, and stops
+// or kills it. It knows nothing of HTTP or of pools; internal/group does.
+package proc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/whiskserver/whisk/internal/wire"
+)
+
+// Spec says how to start a worker process.
+type Spec struct {
+	// Python is the interpreter to run (an absolute path or a name on PATH).
+	Python string
+	// VirtualEnv, when set, is the virtualenv Python belongs to; it is
+	// exported as VIRTUAL_ENV with its bin/ first on PATH, as activate does.
+	VirtualEnv string
+	// RuntimeDir holds the extracted whisk_worker package (pyrt.Extract).
+	RuntimeDir string
+	// App is "module:callable" or the path of a WSGI script file.
+	App string
+	// Chdir is the worker's working directory; empty keeps whisk's.
+	Chdir string
+	// PythonPath entries go first on the worker's sys.path, in order.
+	PythonPath []string
+	// Env holds extra KEY=VALUE pairs for the worker's environment.
+	Env []string
+	// Threads is the number of request channels (one thread each).
+	Threads int
+	// Processes is the group's process count (for wsgi.multiprocess).
+	Processes int
+	// Window is the response body credit per stream, in bytes.
+	Window int
+	// StartupTimeout bounds the wait for the app to import.
+	StartupTimeout time.Duration
+	// Log receives the worker's output and lifecycle events.
+	Log *slog.Logger
+}
+
+// ImportError is returned by Start when the worker could not import the app.
+type ImportError struct {
+	// Message is one line: the exception.
+	Message string `json:"error"`
+	// Traceback is the Python traceback, as Python printed it.
+	Traceback string `json:"traceback"`
+	// Hint names the likely fix (module path, --chdir, --pythonpath, --python).
+	Hint string `json:"hint"`
+}
+
+func (e *ImportError) Error() string {
+	return "import app: " + e.Message
+}
+
+// Hello is what a worker reports once its app is imported.
+type Hello struct {
+	PID     int    `json:"pid"`
+	Python  string `json:"python"`
+	Runtime string `json:"runtime"`
+	Wire    int    `json:"wire"`
+}
+
+// Process is one running worker.
+type Process struct {
+	// PID is the worker's process id.
+	PID int
+	// Hello is the worker's HELLO report.
+	Hello Hello
+	// Channels are the request channels, one per worker thread.
+	Channels []*wire.Conn
+
+	cmd     *exec.Cmd
+	control *wire.Conn
+	done    chan struct{}
+	exitErr error
+	output  sync.WaitGroup
+	log     *slog.Logger
+	started time.Time
+}
+
+// Spawner starts processes from one OS thread that never exits, so that
+// PR_SET_PDEATHSIG (which the kernel ties to the thread that forked the
+// child, not the process) fires only when whisk itself dies.
+type Spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+// NewSpawner starts the spawning thread. It lives as long as the process.
+func NewSpawner() *Spawner {
+	s := &Spawner{reqs: make(chan spawnReq)}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread must outlive every child
+		for r := range s.reqs {
+			r.err <- r.cmd.Start()
+		}
+	}()
+	return s
+}
+
+func (s *Spawner) start(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	s.reqs <- spawnReq{cmd: cmd, err: errc}
+	return <-errc
+}
+
+// bootstrap is the -c program: import whisk_worker from the runtime
+// directory given as the first argument, then run it.
+const bootstrap = "import sys; sys.path.insert(0, sys.argv.pop(1)); from whisk_worker.main import main; sys.exit(main(sys.argv[1:]))"
+
+// Start spawns a worker and waits until it reports the app imported, then
+// hands it Threads request channels. A worker that fails to import returns
+// an *ImportError; one that exits or stays silent past StartupTimeout
+// returns an error carrying its last output lines.
+func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
+	ctl, ctlPeer, err := wire.Pair()
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", spec.App, err)
+	}
+	args := []string{"-u", "-c", bootstrap, spec.RuntimeDir,
+		"--control-fd", "3", "--app", spec.App,
+		"--threads", strconv.Itoa(spec.Threads), "--processes", strconv.Itoa(spec.Processes),
+		"--window", strconv.Itoa(spec.Window)}
+	if spec.Chdir != "" {
+		args = append(args, "--chdir", spec.Chdir)
+	}
+	for _, p := range spec.PythonPath {
+		args = append(args, "--pythonpath", p)
+	}
+	cmd := exec.Command(spec.Python, args...)
+	cmd.Env = workerEnv(spec)
+	if spec.Chdir != "" {
+		cmd.Dir = spec.Chdir
+	}
+	cmd.ExtraFiles = []*os.File{ctlPeer}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		ctl.Close()
+		ctlPeer.Close()
+		return nil, fmt.Errorf("spawn %s: %w", spec.App, err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, outW
+	err = s.start(cmd)
+	ctlPeer.Close()
+	outW.Close()
+	if err != nil {
+		ctl.Close()
+		outR.Close()
+		return nil, fmt.Errorf("spawn %s: %w (is --python %q an interpreter?)", spec.Python, err, spec.Python)
+	}
+	p := &Process{PID: cmd.Process.Pid, cmd: cmd, control: ctl, done: make(chan struct{}), started: time.Now()}
+	p.log = spec.Log.With("pid", p.PID)
+	tail := &tailBuffer{max: 40}
+	p.output.Add(1)
+	go p.copyOutput(outR, tail)
+	go func() {
+		err := cmd.Wait()
+		p.output.Wait()
+		p.exitErr = err
+		close(p.done)
+	}()
+
+	hello, err := p.handshake(ctx, spec.StartupTimeout)
+	if err != nil {
+		p.Kill()
+		<-p.done
+		var ie *ImportError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("start worker for %s: %w%s", spec.App, err, tail.String())
+	}
+	p.Hello = hello
+	for i := 0; i < spec.Threads; i++ {
+		conn, peer, err := wire.Pair()
+		if err == nil {
+			frame := wire.AppendFrame(nil, wire.TypeChannel, 0, 0, []byte(`{"id": `+strconv.Itoa(i)+`}`))
+			err = ctl.WriteWithFD(frame, peer)
+			peer.Close()
+		}
+		if err != nil {
+			p.Kill()
+			<-p.done
+			return nil, fmt.Errorf("hand channel %d to worker %d: %w", i, p.PID, err)
+		}
+		p.Channels = append(p.Channels, conn)
+	}
+	go p.readControl()
+	return p, nil
+}
+
+func workerEnv(spec Spec) []string {
+	env := os.Environ()
+	if spec.VirtualEnv != "" {
+		path := spec.VirtualEnv + "/bin"
+		for i, kv := range env {
+			if strings.HasPrefix(kv, "PATH=") {
+				env[i] = "PATH=" + path + ":" + kv[len("PATH="):]
+				path = ""
+			}
+		}
+		if path != "" {
+			env = append(env, "PATH="+path)
+		}
+		env = append(env, "VIRTUAL_ENV="+spec.VirtualEnv)
+	}
+	env = append(env, "PYTHONUNBUFFERED=1")
+	return append(env, spec.Env...)
+}
+
+func (p *Process) handshake(ctx context.Context, timeout time.Duration) (Hello, error) {
+	type result struct {
+		f   wire.Frame
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		f, err := p.control.ReadFrame()
+		if err == nil {
+			f.Payload = append([]byte(nil), f.Payload...)
+		}
+		res <- result{f, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			<-p.done
+			return Hello{}, fmt.Errorf("worker exited before it was ready (%v)", p.exitDescription())
+		}
+		switch r.f.Type {
+		case wire.TypeHello:
+			var h Hello
+			if err := json.Unmarshal(r.f.Payload, &h); err != nil {
+				return Hello{}, fmt.Errorf("bad HELLO from worker: %w", err)
+			}
+			return h, nil
+		case wire.TypeFailed:
+			ie := &ImportError{}
+			if err := json.Unmarshal(r.f.Payload, ie); err != nil {
+				return Hello{}, fmt.Errorf("bad FAILED report from worker: %w", err)
+			}
+			return Hello{}, ie
+		default:
+			return Hello{}, fmt.Errorf("worker sent %s before HELLO", r.f.Type)
+		}
+	case <-timer.C:
+		return Hello{}, fmt.Errorf("app not imported within the startup timeout of %v", timeout)
+	case <-ctx.Done():
+		return Hello{}, ctx.Err()
+	}
+}
+
+func (p *Process) exitDescription() string {
+	if p.exitErr == nil {
+		return "exit status 0"
+	}
+	return p.exitErr.Error()
+}
+
+// readControl consumes control frames after the handshake (PONGs, and EOF
+// when the worker exits).
+func (p *Process) readControl() {
+	for {
+		f, err := p.control.ReadFrame()
+		if err != nil {
+			return
+		}
+		if f.File != nil {
+			f.File.Close()
+		}
+	}
+}
+
+// copyOutput logs each line the worker prints, keeping the last ones in
+// tail for startup errors.
+func (p *Process) copyOutput(r io.ReadCloser, tail *tailBuffer) {
+	defer p.output.Done()
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		tail.add(line)
+		p.log.Info(line, "source", "worker")
+	}
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitErr is the process's exit status; valid after Done is closed.
+func (p *Process) ExitErr() error { return p.exitErr }
+
+// Uptime is how long ago the process was started.
+func (p *Process) Uptime() time.Duration { return time.Since(p.started) }
+
+// Stop asks the worker to finish its streams in progress and exit (STOP).
+func (p *Process) Stop() {
+	_ = p.control.WriteFrame(wire.TypeStop, 0, 0, nil)
+}
+
+// Terminate sends SIGTERM.
+func (p *Process) Terminate() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
+
+// Kill sends SIGKILL.
+func (p *Process) Kill() { _ = p.cmd.Process.Kill() }
+
+// Close releases the front's ends of the channels and the control socket;
+// a worker whose control socket closes exits at once.
+func (p *Process) Close() {
+	for _, c := range p.Channels {
+		c.Close()
+	}
+	p.control.Close()
+}
+
+// Shutdown stops the worker gracefully: STOP, then after grace SIGTERM,
+// then after another grace SIGKILL. It returns once the process is gone.
+func (p *Process) Shutdown(grace time.Duration) {
+	p.Stop()
+	select {
+	case <-p.done:
+		return
+	case <-time.After(grace):
+	}
+	p.log.Warn("worker did not stop in time; sending SIGTERM", "grace", grace)
+	p.Terminate()
+	select {
+	case <-p.done:
+		return
+	case <-time.After(5 * time.Second):
+	}
+	p.log.Warn("worker ignored SIGTERM; sending SIGKILL")
+	p.Kill()
+	<-p.done
+}
+
+type tailBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	max   int
+}
+
+func (t *tailBuffer) add(l string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, l)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return "\nlast output of the worker:\n  " + strings.Join(t.lines, "\n  ")
+}
