@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,21 +167,21 @@ func serveFlags(cfg *config.Serve, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Var((*stringList)(&cfg.Binds), "bind", "`ADDRESS` to listen on: HOST:PORT or unix:PATH; repeat for several (default "+config.DefaultBind+")")
-	fs.IntVar(&cfg.Processes, "processes", cfg.Processes, "number of worker `processes` (default: the number of CPUs)")
+	fs.IntVar(&cfg.Processes, "processes", cfg.Processes, "number of worker `processes`; the default is the number of CPUs")
 	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "`threads` per worker process; processes × threads requests run at once")
 	fs.StringVar(&cfg.Python, "python", cfg.Python, "Python `interpreter` or virtualenv directory to run the app with")
 	fs.StringVar(&cfg.Chdir, "chdir", cfg.Chdir, "`directory` the workers run in (and import the app from)")
 	fs.Var((*stringList)(&cfg.PythonPath), "pythonpath", "`directory` to put first on sys.path; repeatable")
 	fs.Var((*stringList)(&cfg.Env), "env", "`KEY=VALUE` to set in the workers' environment; repeatable")
-	fs.Var(durationFlag{&cfg.Timeout}, "timeout", "longest a request may wait for a worker, for its response to start, or between two parts of a streamed response (504 or a cut connection after)")
-	fs.Var(durationFlag{&cfg.GracefulTimeout}, "graceful-timeout", "on SIGTERM or SIGINT, how long in-flight requests may take to finish")
-	fs.Var(durationFlag{&cfg.StartupTimeout}, "startup-timeout", "how long a new worker may take to import the app")
+	fs.Var(durationFlag{&cfg.Timeout}, "timeout", "`DURATION` a request may wait for a worker, for its response to start, or between two parts of a streamed response (504 or a cut connection after)")
+	fs.Var(durationFlag{&cfg.GracefulTimeout}, "graceful-timeout", "on SIGTERM or SIGINT, the `DURATION` in-flight requests get to finish")
+	fs.Var(durationFlag{&cfg.StartupTimeout}, "startup-timeout", "`DURATION` a new worker may take to import the app")
 	fs.IntVar(&cfg.MaxRequests, "max-requests", cfg.MaxRequests, "restart a worker after this many `requests` (0: never); the replacement is ready first")
 	fs.IntVar(&cfg.MaxRequestsJitter, "max-requests-jitter", cfg.MaxRequestsJitter, "add a random 0..`N` to each worker's --max-requests")
-	fs.Var(sizeFlag{&cfg.MaxBodySize}, "max-body-size", "largest request body accepted, like 10M (413 beyond)")
-	fs.Var(sizeFlag{&cfg.BodyMemory}, "body-buffer-size", "request body bytes kept in memory before the rest is spooled to a temp file")
-	fs.Var(durationFlag{&cfg.ReadHeaderTimeout}, "header-timeout", "longest a client may take to send a request head")
-	fs.Var(durationFlag{&cfg.KeepAlive}, "keep-alive", "close keep-alive connections idle this long")
+	fs.Var(sizeFlag{&cfg.MaxBodySize}, "max-body-size", "largest request body accepted, a `SIZE` like 10M (413 beyond)")
+	fs.Var(sizeFlag{&cfg.BodyMemory}, "body-buffer-size", "`SIZE` of a request body kept in memory before the rest is spooled to a temp file")
+	fs.Var(durationFlag{&cfg.ReadHeaderTimeout}, "header-timeout", "`DURATION` a client may take to send a request head")
+	fs.Var(durationFlag{&cfg.KeepAlive}, "keep-alive", "close keep-alive connections idle for this `DURATION`")
 	fs.StringVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "write an access log (Apache combined format) to `FILE`; - for stdout (default: none)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "server log `level`: debug, info, warn or error")
 	fs.Usage = func() {
@@ -246,6 +247,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if path := os.Getenv("WHISK_CPUPROFILE"); path != "" {
+		// A developer's aid: profile the front from start to stop.
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 
 	python, venv, err := config.Interpreter(cfg.Python)
 	if err != nil {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's test command and .ci/run run.
+# It sets up what the tests need by itself (the test virtualenv with pinned
+# Django and Flask from PyPI), then runs vet, gofmt, the Go tests with the
+# race detector, the Python runtime's tests under two interpreters, and each
+# fuzz target briefly. FUZZTIME (default 5s) sets the time per fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "go vet"
+go vet ./...
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+
+step "test virtualenv (testdata/requirements-test.txt)"
+WHISK_TEST_VENV=$(scripts/testenv.sh | tail -n 1)
+export WHISK_TEST_VENV
+
+step "python runtime tests"
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1; then
+    echo "-- $py ($("$py" --version 2>&1))" >&2
+    (cd internal/pyrt && "$py" -m unittest discover -s tests -t . 2>&1 | tail -n 3)
+    (cd internal/pyrt && "$py" -m unittest discover -s tests -t . >/dev/null 2>&1) || { echo "python runtime tests failed under $py" >&2; exit 1; }
+  fi
+done
+
+step "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+step "fuzz targets (${FUZZTIME:-5s} each)"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "-- $pkg $target" >&2
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}" "$pkg" >/dev/null
+  done
+done
+
+echo >&2
+echo "all tests passed" >&2
