@@ -77,9 +77,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	actx, cancel := context.WithTimeout(ctx, h.Timeout)
-	slot, err := h.Group.Acquire(actx)
-	cancel()
+	slot := h.Group.TryAcquire()
+	if slot == nil {
+		actx, cancel := context.WithTimeout(ctx, h.Timeout)
+		slot, err = h.Group.Acquire(actx)
+		cancel()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client left while queued

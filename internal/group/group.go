@@ -222,6 +222,26 @@ func (g *Group) handOff(s *Slot) {
 	c <- s
 }
 
+// TryAcquire returns an idle slot if one is free right now, else nil. It
+// lets the common case skip setting up a wait.
+func (g *Group) TryAcquire() *Slot {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return nil
+	}
+	var best *worker
+	for _, w := range g.workers {
+		if w.state == StateReady && len(w.idle) > 0 && (best == nil || w.busy < best.busy) {
+			best = w
+		}
+	}
+	if best == nil || len(g.waiters) > 0 {
+		return nil
+	}
+	return g.takeIdle(best)
+}
+
 // Acquire returns an idle slot, waiting until one is free or ctx ends
 // (ErrNoWorker wrapping the context's error). The caller must Release it.
 func (g *Group) Acquire(ctx context.Context) (*Slot, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Frame is one frame read from a Conn.
@@ -244,3 +245,8 @@ func FileConn(f *os.File) (*Conn, error) {
 	}
 	return NewConn(uc), nil
 }
+
+// SetReadDeadline sets the deadline for ReadFrame; a zero time means none.
+// A deadline in the past makes a blocked ReadFrame return at once with an
+// error that wraps os.ErrDeadlineExceeded.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }

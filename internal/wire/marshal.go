@@ -85,8 +85,29 @@ func (r *reader) str() (string, error) {
 	}
 	raw := r.b[r.off : r.off+n]
 	r.off += n
+	if s, ok := common[string(raw)]; ok { // no allocation for the lookup
+		return s, nil
+	}
 	return latin1FromUTF8(raw)
 }
+
+// common holds strings that recur in nearly every response head, so
+// decoding them allocates nothing.
+var common = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		"200 OK", "201 Created", "204 No Content", "301 Moved Permanently", "302 Found",
+		"304 Not Modified", "400 Bad Request", "403 Forbidden", "404 Not Found", "500 Internal Server Error",
+		"Content-Type", "Content-Length", "Cache-Control", "Location", "Set-Cookie", "Vary",
+		"X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy",
+		"Content-Disposition", "ETag", "Last-Modified", "Expires", "Content-Language",
+		"text/plain", "text/plain; charset=utf-8", "text/html", "text/html; charset=utf-8",
+		"application/json", "DENY", "nosniff", "same-origin", "Cookie", "Accept-Encoding",
+	} {
+		m[s] = s
+	}
+	return m
+}()
 
 // latin1FromUTF8 maps UTF-8 text whose code points are all below 0x100 to
 // one byte per code point.

@@ -1,0 +1,5 @@
+import whisk_no_such_dependency  # noqa: F401
+
+
+def application(environ, start_response):
+    return []

@@ -1,0 +1,7 @@
+class Holder:
+    def app(self, environ, start_response):
+        start_response("200 OK", [])
+        return [b"dotted"]
+
+
+obj = Holder()

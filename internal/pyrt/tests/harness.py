@@ -1,0 +1,273 @@
+"""A fake front for tests: starts a worker process and speaks the wire protocol to it."""
+
+import array
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYRT = os.path.dirname(HERE)  # the directory holding the whisk_worker package
+APPS = os.path.join(HERE, "apps")
+if PYRT not in sys.path:
+    sys.path.insert(0, PYRT)
+
+from whisk_worker import wire  # noqa: E402
+from whisk_worker.wire import (  # noqa: E402
+    ABORT, CANCEL, CHANNEL, CREDIT, DATA, END_STREAM, FAILED, FILE, HELLO, PING, PONG,  # noqa: F401 (re-exported)
+    REQUEST_WINDOW, RESPONSE, STOP, Conn,
+)
+
+BOOT = ("import sys; sys.path.insert(0, %r); from whisk_worker.main import main; "
+        "sys.exit(main(sys.argv[1:]))" % PYRT)
+TIMEOUT = 10.0
+
+
+def environ(method: str = "GET", path: str = "/", query: str = "", headers: Optional[Dict[str, str]] = None,
+            body: bytes = b"", **extra: str) -> Dict[str, str]:
+    """Return the environ meta a front would send (all str)."""
+    env = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
+        "CONTENT_TYPE": "", "CONTENT_LENGTH": str(len(body)) if body else "",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "wsgi.url_scheme": "http",
+        "HTTP_HOST": "localhost:8080",
+    }
+    for k, v in (headers or {}).items():
+        env["HTTP_" + k.upper().replace("-", "_")] = v
+    env.update(extra)
+    return env
+
+
+class Response:
+    """What the worker sent for one stream."""
+
+    def __init__(self) -> None:
+        self.status: Optional[str] = None
+        self.headers: List[Tuple[str, str]] = []
+        self.body = b""
+        self.aborted: Optional[str] = None
+        self.frames: List[Tuple[int, int, int]] = []  # type, flags, payload length
+        self.file: Optional[Tuple[int, int, bytes]] = None  # offset, count, content
+
+    def header(self, name: str) -> Optional[str]:
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return "<Response %r %r body=%r aborted=%r frames=%r>" % (
+            self.status, self.headers, self.body[:200], self.aborted, self.frames)
+
+
+class Channel:
+    """The front's end of one request channel."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(TIMEOUT)
+        self.sock = sock
+        self.conn = Conn(sock, fds=True)
+        self.stream = 0
+        self.ended = True  # the front's half of the last stream ended
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self) -> Tuple[int, int, int, bytes]:
+        ftype, flags, stream, payload = self.conn.recv_frame()
+        return ftype, flags, stream, bytes(payload)
+
+    def start(self, env: Dict[str, str], body: bytes = b"", inline: Optional[bool] = None,
+              first: int = 1000) -> Tuple[int, int]:
+        """Send REQUEST (and the DATA the window allows unasked); return (stream, body bytes sent).
+
+        inline=False sends the body in DATA frames even when it is small.
+        """
+        self.stream += 1
+        s = self.stream
+        if inline is None:
+            inline = len(body) <= REQUEST_WINDOW
+        if inline:
+            self.send(wire.request_frame(s, END_STREAM, env, body))
+            self.ended = True
+            return s, len(body)
+        head = body[:min(first, len(body) // 2)]
+        self.send(wire.request_frame(s, 0, env, head))
+        self.ended = False
+        return s, self.send_body(s, body, len(head), REQUEST_WINDOW - len(head))
+
+    def send_body(self, s: int, body: bytes, pos: int, allowed: int) -> int:
+        """Send DATA frames of body from pos, at most allowed bytes; return the new pos."""
+        while not self.ended and (allowed > 0 or pos == len(body)):
+            n = min(allowed, 20000, len(body) - pos)
+            self.ended = pos + n == len(body)
+            self.send(wire.frame(DATA, END_STREAM if self.ended else 0, s, body[pos:pos + n]))
+            pos += n
+            allowed -= n
+        return pos
+
+    def request(self, env: Optional[Dict[str, str]] = None, body: bytes = b"", grant: bool = True,
+                inline: Optional[bool] = None, **kw: Any) -> Response:
+        """Send a request and read the whole response; grant credit as bytes arrive."""
+        if env is None:
+            env = environ(body=body, **kw)
+        s, pos = self.start(env, body, inline)
+        return self.response(s, body, pos, grant)
+
+    def response(self, s: int, body: bytes = b"", pos: int = 0, grant: bool = True,
+                 limit: Optional[int] = None) -> Response:
+        """Read frames of stream s until the worker's half ends (or limit frames)."""
+        r = Response()
+        while limit is None or len(r.frames) < limit:
+            ftype, flags, stream, payload = self.recv()
+            if stream != s:
+                raise AssertionError("frame %d for stream %d while reading stream %d" % (ftype, stream, s))
+            r.frames.append((ftype, flags, len(payload)))
+            got = 0
+            if ftype == RESPONSE:
+                r.status, r.headers, first = wire.split_response(payload)
+                r.body += first
+                got = len(first)
+            elif ftype == DATA:
+                r.body += payload
+                got = len(payload)
+            elif ftype == FILE:
+                fd = self.conn.fds.popleft()
+                offset, count = wire.FILE_RANGE.unpack(payload)
+                size = os.fstat(fd).st_size - offset if count < 0 else count
+                r.file = (offset, count, os.pread(fd, size, offset))
+                os.close(fd)
+            elif ftype == CREDIT:
+                pos = self.send_body(s, body, pos, wire.U32.unpack(payload)[0])
+            elif ftype == ABORT:
+                r.aborted = payload.decode()
+                return r
+            else:
+                raise AssertionError("unexpected frame type %#x" % ftype)
+            if grant and got:
+                self.send(wire.credit_frame(s, got))
+            if flags & END_STREAM:
+                return r
+        return r
+
+    def closed(self) -> bool:
+        """Report whether the worker closed the channel, skipping up to 10 frames sent before
+        (waits up to TIMEOUT)."""
+        try:
+            for _ in range(10):
+                self.recv()
+        except wire.ChannelClosed:
+            return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Worker:
+    """A worker process started the way the Go front starts it."""
+
+    def __init__(self, app: str, *args: str, window: int = 1 << 20, threads: int = 1, processes: int = 1,
+                 pythonpath: Tuple[str, ...] = (APPS,), cwd: Optional[str] = None,
+                 python: str = sys.executable) -> None:
+        self.ctl, child = socket.socketpair()
+        self.ctl.settimeout(TIMEOUT)
+        cmd = [python, "-u", "-c", BOOT, "--control-fd", str(child.fileno()), "--app", app,
+               "--window", str(window), "--threads", str(threads), "--processes", str(processes)]
+        for p in pythonpath:
+            cmd += ["--pythonpath", p]
+        cmd += list(args)
+        self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], cwd=cwd or HERE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        child.close()
+        self.conn = Conn(self.ctl, fds=True)
+        self.stdout: List[str] = []
+        self.stderr: List[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(f, out), daemon=True)
+                         for f, out in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        for t in self._readers:
+            t.start()
+        self.channels: List[Channel] = []
+
+    @staticmethod
+    def _read(f: Any, out: List[str]) -> None:
+        for line in f:
+            out.append(line.decode("utf-8", "replace"))
+
+    def recv(self) -> Tuple[int, int, int, bytes]:
+        ftype, flags, stream, payload = self.conn.recv_frame()
+        return ftype, flags, stream, bytes(payload)
+
+    def hello(self) -> Dict[str, Any]:
+        """Read the first control frame; it must be HELLO."""
+        ftype, _, stream, payload = self.recv()
+        if ftype != HELLO:
+            raise AssertionError("want HELLO, got %#x %s; stderr:\n%s" % (ftype, payload, self.err()))
+        return json.loads(payload)
+
+    def failed(self) -> Dict[str, Any]:
+        """Read the first control frame; it must be FAILED."""
+        ftype, _, _, payload = self.recv()
+        if ftype != FAILED:
+            raise AssertionError("want FAILED, got %#x %s" % (ftype, payload))
+        return json.loads(payload)
+
+    def channel(self, id: int = 1) -> Channel:
+        """Hand the worker a new request channel; return the front's end."""
+        mine, theirs = socket.socketpair()
+        data = wire.frame(CHANNEL, 0, 0, json.dumps({"id": id}).encode())
+        self.ctl.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))])
+        theirs.close()
+        ch = Channel(mine)
+        self.channels.append(ch)
+        return ch
+
+    def ping(self, payload: bytes = b"hi") -> bytes:
+        self.ctl.sendall(wire.frame(PING, 0, 0, payload))
+        ftype, _, _, got = self.recv()
+        assert ftype == PONG, ftype
+        return got
+
+    def stop(self) -> None:
+        self.ctl.sendall(wire.frame(STOP, 0, 0))
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        code = self.proc.wait(timeout)
+        for t in self._readers:
+            t.join(timeout)
+        return code
+
+    def err(self) -> str:
+        return "".join(self.stderr)
+
+    def wait_stderr(self, text: str, timeout: float = TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            e = self.err()
+            if text in e:
+                return e
+            time.sleep(0.01)
+        raise AssertionError("%r not in stderr:\n%s" % (text, self.err()))
+
+    def close(self) -> None:
+        """Close the control channel (the front died) and reap the process."""
+        for ch in self.channels:
+            ch.close()
+        self.ctl.close()
+        try:
+            self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self._readers:
+            t.join(TIMEOUT)
+        self.proc.stdout.close()
+        self.proc.stderr.close()

@@ -1,0 +1,167 @@
+"""Finding the WSGI app: APP is MODULE[:CALLABLE] or the path of a WSGI script.
+
+Errors are AppImportError with a one-line message and a one-line hint naming
+the fix, in the spirit of uvicorn's importer; the cause stays chained for the
+traceback.
+"""
+
+import hashlib
+import importlib
+import os
+import re
+import sys
+import types
+from typing import Any, Callable, List, Optional, Tuple
+
+FORMS = ("APP is MODULE:CALLABLE (e.g. mysite.wsgi:application, callable may be a dotted path "
+         "like pkg.mod:obj.app), MODULE (callable 'application'), or the path of a WSGI script "
+         "file (e.g. /srv/site/app.wsgi, which defines 'application')")
+
+_DOTTED = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)*$")
+
+
+class AppImportError(Exception):
+    """The app could not be loaded; str(e) is one line, hint names the fix."""
+
+    def __init__(self, error: str, hint: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.hint = hint
+
+
+def is_script(target: str) -> bool:
+    """Report whether target names a WSGI script file rather than a module."""
+    return ("/" in target or target.endswith(".py")
+            or (target.endswith(".wsgi") and os.path.isfile(target)))
+
+
+def parse(spec: str) -> Tuple[str, str, bool]:
+    """Split APP into (module or path, callable path, is a script)."""
+    target, colon, attr = spec.rpartition(":")
+    if not colon:
+        target, attr = spec, "application"
+    script = is_script(target)
+    if not target or not _DOTTED.match(attr) or not (script or _DOTTED.match(target)):
+        raise AppImportError("invalid APP %r" % spec, FORMS)
+    return target, attr, script
+
+
+def load(spec: str) -> Callable:
+    """Import and return the WSGI callable named by APP."""
+    target, attr, script = parse(spec)
+    module = load_script(target) if script else import_module(target)
+    obj: Any = module
+    for i, name in enumerate(attr.split(".")):
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            where = target if i == 0 else "%s:%s" % (target, ".".join(attr.split(".")[:i]))
+            if i == 0:
+                found = app_like(module)
+                hint = ("pass APP as %s:NAME; callables found: %s"
+                        % (_shown(target), ", ".join(found)) if found
+                        else "the module defines no callable that looks like a WSGI app; "
+                             "check that APP names the right module")
+            else:
+                hint = "check the attribute path after ':' in APP"
+            raise AppImportError("%r has no attribute %r" % (where, name), hint) from None
+    if not callable(obj):
+        raise AppImportError(
+            "%s:%s is a %s, which is not callable" % (_shown(target), attr, type(obj).__name__),
+            "point APP at the WSGI callable, an object called as app(environ, start_response)")
+    return obj
+
+
+def import_module(name: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if missing and (name == missing or name.startswith(missing + ".")):
+            also = " and no file %r" % name if name.endswith(".wsgi") else ""
+            raise AppImportError(
+                "could not import %r: no module named %r%s (python %s, sys.path starts %s)"
+                % (name, missing, also, sys.executable, _path_head()),
+                "run whisk from the directory that contains %r, or pass --chdir DIR or "
+                "--pythonpath DIR; if the app is installed in a virtualenv, pass --python "
+                "/path/to/venv" % missing.split(".")[0]) from e
+        raise _missing_dependency(name, e) from e
+    except AppImportError:
+        raise
+    except (Exception, SystemExit) as e:
+        raise _failed(name, e) from e
+
+
+def load_script(path: str) -> types.ModuleType:
+    """Execute a WSGI script file as a module of its own, like mod_wsgi's WSGIScriptAlias."""
+    path = os.path.abspath(path)
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        raise AppImportError(
+            "cannot read WSGI script %r: %s" % (path, e.strerror or e),
+            "check the path (relative paths start from %s) or, for a module, use MODULE:CALLABLE"
+            % os.getcwd()) from None
+    name = "_whisk_wsgi_" + hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)  # like `python script.py`: its siblings are importable
+    try:
+        exec(compile(source, path, "exec"), module.__dict__)
+    except ModuleNotFoundError as e:
+        del sys.modules[name]
+        raise _missing_dependency(path, e) from e
+    except (Exception, SystemExit) as e:
+        del sys.modules[name]
+        raise _failed(path, e) from e
+    return module
+
+
+def app_like(module: types.ModuleType) -> List[str]:
+    """Return the names of the module's callables that could be WSGI apps."""
+    names = []
+    for name, value in sorted(vars(module).items()):
+        if name.startswith("_") or not callable(value) or isinstance(value, type):
+            continue
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+            if getattr(value, "__module__", None) != module.__name__:
+                continue  # imported helper
+        names.append(name)
+    return names[:10]
+
+
+def _missing_dependency(target: str, e: ModuleNotFoundError) -> AppImportError:
+    missing = e.name or ""
+    if missing.split(".")[0] == target.split(".")[0]:
+        return AppImportError("importing %r failed: it imports %r, which does not exist" % (target, missing),
+                              "check that import in the app's code (see the traceback)")
+    return AppImportError(
+        "importing %r failed: the app imports %r, which %s cannot find" % (target, e.name, sys.executable),
+        "install %r in this interpreter, or pass --python /path/to/venv (the interpreter or "
+        "virtualenv that has it)" % (e.name or "").split(".")[0])
+
+
+def _failed(target: str, e: BaseException) -> AppImportError:
+    if isinstance(e, SyntaxError):
+        where = "%s, line %s" % (e.filename, e.lineno)
+        return AppImportError("importing %r failed: SyntaxError: %s (%s)" % (target, e.msg, where),
+                              "fix the syntax error at %s" % where)
+    return AppImportError("importing %r failed: %s: %s" % (target, type(e).__name__, _one_line(e)),
+                          "fix the error in the app's import-time code (see the traceback)")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _shown(target: str) -> str:
+    return target if not is_script(target) else repr(target)
+
+
+def _path_head(n: int = 4) -> str:
+    head: List[Optional[str]] = list(sys.path[:n])
+    return repr(head)[:-1] + (", ...]" if len(sys.path) > n else "]")
