@@ -158,6 +158,9 @@ func StartNoWait(t testing.TB, args ...string) *Server {
 		full = append(full, "--bind", addr)
 	}
 	cmd := exec.Command(Binary(t), full...)
+	// If the test process dies before its cleanup runs, take the server
+	// (and through its own Pdeathsig, its workers) with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out := &SyncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
