@@ -117,6 +117,11 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 			port = "443"
 		}
 	}
+	if host == "" {
+		// No Host (HTTP/1.0): PEP 3333 says SERVER_NAME and SERVER_PORT
+		// are never empty, so name the address the request arrived on.
+		host, port = localName(r)
+	}
 	rb.Env("SERVER_NAME", host)
 	rb.Env("SERVER_PORT", port)
 	if r.Host != "" {
@@ -158,4 +163,15 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 		}
 		rb.Env(key, strings.Join(values, sep))
 	}
+}
+
+// localName returns the host and port of the listener a request arrived
+// on; for a unix socket, "localhost" and "80".
+func localName(r *http.Request) (string, string) {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if h, p, err := net.SplitHostPort(a.String()); err == nil {
+			return h, p
+		}
+	}
+	return "localhost", "80"
 }

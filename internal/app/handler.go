@@ -38,8 +38,11 @@ type Handler struct {
 	// BodyMemory is how much of a request body is held in memory before
 	// the rest goes to a temp file.
 	BodyMemory int64
-	// TempDir is the 0700 directory for spooled request bodies.
+	// TempDir is the 0700 directory for spooled request and response bodies.
 	TempDir string
+	// Window is the response credit per stream the workers were given:
+	// the response bytes held in memory for a slow client.
+	Window int
 	// Log receives errors the client cannot see.
 	Log *slog.Logger
 }
@@ -72,8 +75,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pathInfo = strings.TrimPrefix(pathInfo, h.ScriptName)
 	}
 	bodyLen := b.size
-	if bodyLen == 0 && r.ContentLength <= 0 && len(r.TransferEncoding) == 0 {
-		bodyLen = -1
+	if _, hasCL := r.Header["Content-Length"]; bodyLen == 0 && !hasCL && len(r.TransferEncoding) == 0 {
+		bodyLen = -1 // no body and no Content-Length: leave CONTENT_LENGTH out
 	}
 
 	ctx := r.Context()
@@ -112,9 +115,12 @@ type exchange struct {
 	body   *body
 	sent   int64 // request body bytes sent so far
 
-	mu       sync.Mutex // guards released and writes that must not follow it
+	sp *spool // the streamed response, when there is one
+
+	mu       sync.Mutex // guards the fields below and writes that must not follow release
 	released bool
 	aborted  bool // client gone or timed out: CANCEL sent, discard the rest
+	owed     int  // response bytes received and not yet returned as credit
 }
 
 // errTimeout and friends say why a stream ended early.
@@ -161,7 +167,7 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 	defer stop()
 
 	for {
-		f, err := ex.readFrame(ctx)
+		f, err := ex.readFrame(ctx, false)
 		if err != nil {
 			switch {
 			case errors.Is(err, errClientGone):
@@ -200,8 +206,17 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 
 // readFrame reads the stream's next frame under the timeout. Frames for
 // other streams are a protocol error: a WSGI channel carries one stream.
-func (ex *exchange) readFrame(ctx context.Context) (wire.Frame, error) {
-	ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+//
+// While streaming, a worker that used up its whole response window is
+// waiting for the front (a full spool), not stalling: no timeout then.
+func (ex *exchange) readFrame(ctx context.Context, streaming bool) (wire.Frame, error) {
+	ex.mu.Lock()
+	if streaming && ex.owed >= ex.h.Window {
+		ex.conn.SetReadDeadline(time.Time{})
+	} else {
+		ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+	}
+	ex.mu.Unlock()
 	if ctx.Err() != nil {
 		return wire.Frame{}, errClientGone
 	}
@@ -272,16 +287,6 @@ func (ex *exchange) cancel() {
 	}
 	ex.aborted = true
 	_ = ex.conn.WriteFrame(wire.TypeCancel, 0, ex.stream, nil)
-}
-
-// grant returns n bytes of response credit to the worker.
-func (ex *exchange) grant(n int) {
-	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	if ex.released || ex.aborted || n == 0 {
-		return
-	}
-	_ = ex.conn.Write(wire.AppendCredit(nil, ex.stream, uint32(n)))
 }
 
 // drain reads and drops the rest of a cancelled stream until the worker
@@ -429,61 +434,62 @@ func validValue(s string) bool {
 	return true
 }
 
-// chunk is one piece of a streamed response handed from the pump to the
-// goroutine writing to the client.
-type chunk struct {
-	data []byte
-	file *os.File
-	rng  wire.FileRange
-	err  error
-}
-
 // stream_ writes a response whose body comes in more frames. A pump
-// goroutine reads the worker's frames into a channel (bounded by the
-// response window the worker must respect) and releases the slot as soon as
-// the worker ends the stream, while this goroutine writes to the client and
-// returns credit as bytes leave.
+// goroutine reads the worker's frames into a spool (memory up to the
+// response window, then a temp file) and returns credit as soon as bytes are
+// buffered, so the worker finishes and its slot is released as fast as the
+// app runs, whatever the client's speed; this goroutine writes the spool to
+// the client.
 func (ex *exchange) stream_(ctx context.Context, status int, first []byte) {
-	chunks := make(chan chunk, 64)
-	headerWritten := false
-	if len(first) > 0 {
-		ex.w.WriteHeader(status)
-		headerWritten = true
-		if _, err := ex.w.Write(first); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
-			ex.cancel()
-		}
-		ex.flush()
-		ex.grant(len(first))
+	sp := newSpool(ex.h.Window, ex.h.TempDir)
+	ex.sp = sp
+	if err := sp.putData(first); err != nil {
+		sp.putItem(item{err: err})
 	}
-	go ex.pump(ctx, chunks)
+	ex.received(len(first))
+	go ex.pump(ctx, sp)
+	defer sp.release()
+
+	headerWritten := false
 	var failure error
-	for c := range chunks {
+	for {
+		it, err := sp.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil { // the spool file failed
+			it.err = err
+		}
 		switch {
-		case c.err != nil:
-			failure = c.err
-		case c.file != nil:
+		case it.err != nil:
+			failure = it.err
+			ex.cancel()
+			sp.drop()
+		case it.file != nil:
 			if !headerWritten {
-				ex.prepareFile(c)
+				ex.prepareFile(it)
 				ex.w.WriteHeader(status)
 				headerWritten = true
 			}
-			ex.sendFile(c)
+			if !ex.sendFile(it) {
+				ex.cancel()
+				sp.drop()
+				return
+			}
 		default:
 			if !headerWritten {
 				ex.w.WriteHeader(status)
 				headerWritten = true
 			}
-			if ex.isAborted() {
-				continue
+			if _, err := ex.w.Write(it.data); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
+				ex.cancel() // the client is gone
+				sp.drop()
+				return
 			}
-			if _, err := ex.w.Write(c.data); err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
-				ex.cancel()
-				continue
-			}
-			if len(chunks) == 0 {
+			if sp.empty() {
 				ex.flush()
 			}
-			ex.grant(len(c.data))
+			ex.consumed()
 		}
 	}
 	if failure != nil {
@@ -505,23 +511,44 @@ func (ex *exchange) stream_(ctx context.Context, status int, first []byte) {
 	}
 }
 
-func (ex *exchange) isAborted() bool {
-	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	return ex.aborted
-}
-
 func (ex *exchange) flush() {
 	if fl, ok := ex.w.(http.Flusher); ok {
 		fl.Flush()
 	}
 }
 
-// pump reads the rest of the stream into chunks and closes it.
-func (ex *exchange) pump(ctx context.Context, chunks chan<- chunk) {
-	defer close(chunks)
+// received accounts for n body bytes from the worker, now buffered, and
+// returns them as credit unless the spool is full.
+func (ex *exchange) received(n int) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.owed += n
+	ex.grantLocked()
+}
+
+// consumed is called after bytes left for the client: credit withheld
+// because the spool was full can go back to the worker.
+func (ex *exchange) consumed() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.grantLocked()
+}
+
+func (ex *exchange) grantLocked() {
+	if ex.owed == 0 || ex.released || ex.aborted || ex.sp.buffered() >= maxSpool {
+		return
+	}
+	_ = ex.conn.Write(wire.AppendCredit(nil, ex.stream, uint32(ex.owed)))
+	ex.owed = 0
+	// The worker can send again: from now on its silence counts.
+	ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+}
+
+// pump reads the rest of the stream into the spool.
+func (ex *exchange) pump(ctx context.Context, sp *spool) {
+	defer sp.finish()
 	for {
-		f, err := ex.readFrame(ctx)
+		f, err := ex.readFrame(ctx, true)
 		if err != nil {
 			switch {
 			case errors.Is(err, errClientGone):
@@ -535,37 +562,46 @@ func (ex *exchange) pump(ctx context.Context, chunks chan<- chunk) {
 				ex.release(false)
 				ex.h.Log.Warn("worker lost during a response", "pid", ex.slot.PID(), "error", err, "path", ex.r.URL.Path)
 			}
-			chunks <- chunk{err: err}
+			sp.putItem(item{err: err})
 			return
 		}
 		switch f.Type {
 		case wire.TypeData:
-			if len(f.Payload) > 0 {
-				chunks <- chunk{data: append([]byte(nil), f.Payload...)}
+			if err := sp.putData(f.Payload); err != nil {
+				ex.h.Log.Error("cannot spool a response", "error", err)
+				ex.cancel()
+				sp.putItem(item{err: err})
+				if !f.End() {
+					go ex.drain()
+					return
+				}
 			}
+			ex.received(len(f.Payload))
 		case wire.TypeFile:
 			rng, err := wire.ParseFile(f.Payload)
 			if err != nil {
 				f.File.Close()
 				ex.release(false)
-				chunks <- chunk{err: err}
+				sp.putItem(item{err: err})
 				return
 			}
-			chunks <- chunk{file: f.File, rng: rng}
+			sp.putItem(item{file: f.File, rng: rng})
 		case wire.TypeCredit:
 			if err := ex.sendBody(f.Payload); err != nil {
 				ex.release(false)
-				chunks <- chunk{err: err}
+				sp.putItem(item{err: err})
 				return
 			}
 		case wire.TypeAbort:
 			ex.release(true)
-			ex.h.Log.Error("app failed after the response started", "error", string(f.Payload), "path", ex.r.URL.Path, "pid", ex.slot.PID())
-			chunks <- chunk{err: errAbort}
+			if !ex.isAborted() {
+				ex.h.Log.Error("app failed after the response started", "error", string(f.Payload), "path", ex.r.URL.Path, "pid", ex.slot.PID())
+			}
+			sp.putItem(item{err: errAbort})
 			return
 		default:
 			ex.release(false)
-			chunks <- chunk{err: fmt.Errorf("unexpected %s frame in a response", f.Type)}
+			sp.putItem(item{err: fmt.Errorf("unexpected %s frame in a response", f.Type)})
 			return
 		}
 		if f.End() {
@@ -575,9 +611,15 @@ func (ex *exchange) pump(ctx context.Context, chunks chan<- chunk) {
 	}
 }
 
+func (ex *exchange) isAborted() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.aborted
+}
+
 // prepareFile sets Content-Length for a file body the app did not size, so
 // the body goes out with sendfile rather than chunked.
-func (ex *exchange) prepareFile(c chunk) {
+func (ex *exchange) prepareFile(c item) {
 	hdr := ex.w.Header()
 	if _, ok := hdr["Content-Length"]; ok || ex.r.Method == http.MethodHead {
 		return
@@ -587,7 +629,7 @@ func (ex *exchange) prepareFile(c chunk) {
 	}
 }
 
-func fileCount(c chunk) (int64, error) {
+func fileCount(c item) (int64, error) {
 	if c.rng.Count >= 0 {
 		return c.rng.Count, nil
 	}
@@ -599,12 +641,10 @@ func fileCount(c chunk) (int64, error) {
 }
 
 // sendFile copies a file the worker handed over; io.Copy into the
-// ResponseWriter uses sendfile(2) when the connection allows it.
-func (ex *exchange) sendFile(c chunk) {
+// ResponseWriter uses sendfile(2) when the connection allows it. It reports
+// false when the client is gone.
+func (ex *exchange) sendFile(c item) bool {
 	defer c.file.Close()
-	if ex.isAborted() {
-		return
-	}
 	n, err := fileCount(c)
 	if err == nil {
 		_, err = c.file.Seek(int64(c.rng.Offset), io.SeekStart)
@@ -612,7 +652,5 @@ func (ex *exchange) sendFile(c chunk) {
 	if err == nil {
 		_, err = io.Copy(ex.w, io.LimitReader(c.file, n))
 	}
-	if err != nil && !errors.Is(err, http.ErrBodyNotAllowed) {
-		ex.cancel()
-	}
+	return err == nil || errors.Is(err, http.ErrBodyNotAllowed)
 }

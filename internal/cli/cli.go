@@ -207,9 +207,15 @@ Flags:
 
 // parseServe parses serve's arguments; the APP may come before or after
 // the flags.
-func parseServe(args []string, stderr io.Writer) (config.Serve, error) {
+func parseServe(args []string, stdout, stderr io.Writer) (config.Serve, error) {
 	cfg := config.Defaults()
-	fs := serveFlags(&cfg, stderr)
+	out := stderr
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			out = stdout // asked for: help is the output, not an error
+		}
+	}
+	fs := serveFlags(&cfg, out)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -238,7 +244,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseServe(args, stderr)
+	cfg, err := parseServe(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -299,6 +305,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxBodySize: cfg.MaxBodySize,
 		BodyMemory:  cfg.BodyMemory,
 		TempDir:     tmp,
+		Window:      cfg.ResponseWindow,
 		Log:         log,
 	}
 	srv, err := front.New(front.Config{

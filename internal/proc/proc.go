@@ -92,6 +92,8 @@ type Process struct {
 	output  sync.WaitGroup
 	log     *slog.Logger
 	started time.Time
+
+	closeOnce sync.Once
 }
 
 // Spawner starts processes from one OS thread that never exits, so that
@@ -329,12 +331,15 @@ func (p *Process) Terminate() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
 func (p *Process) Kill() { _ = p.cmd.Process.Kill() }
 
 // Close releases the front's ends of the channels and the control socket;
-// a worker whose control socket closes exits at once.
+// a worker whose control socket closes exits at once. Safe to call more
+// than once.
 func (p *Process) Close() {
-	for _, c := range p.Channels {
-		c.Close()
-	}
-	p.control.Close()
+	p.closeOnce.Do(func() {
+		for _, c := range p.Channels {
+			c.Close()
+		}
+		p.control.Close()
+	})
 }
 
 // Shutdown stops the worker gracefully: STOP, then after grace SIGTERM,

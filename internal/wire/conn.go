@@ -31,7 +31,12 @@ type Conn struct {
 	buf  []byte
 	r, w int
 	oob  []byte
-	fds  []int
+
+	fdmu      sync.Mutex // guards fds and closed: Close may race the reader
+	fds       []int
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -48,6 +53,7 @@ func NewConn(uc *net.UnixConn) *Conn {
 // descriptors that arrive with them.
 func (c *Conn) fill() error {
 	n, oobn, _, _, err := c.uc.ReadMsgUnix(c.buf[c.w:], c.oob)
+	n, oobn = max(n, 0), max(oobn, 0) // -1 on errors such as a passed deadline
 	if oobn > 0 {
 		if perr := c.takeRights(c.oob[:oobn]); perr != nil && err == nil {
 			err = perr
@@ -73,10 +79,16 @@ func (c *Conn) takeRights(oob []byte) error {
 		if err != nil {
 			continue
 		}
+		c.fdmu.Lock()
 		for _, fd := range fds {
+			if c.closed {
+				syscall.Close(fd)
+				continue
+			}
 			syscall.CloseOnExec(fd)
+			c.fds = append(c.fds, fd)
 		}
-		c.fds = append(c.fds, fds...)
+		c.fdmu.Unlock()
 	}
 	return nil
 }
@@ -114,6 +126,7 @@ func (c *Conn) ReadFrame() (Frame, error) {
 		c.r += n
 		for n < need {
 			m, oobn, _, _, err := c.uc.ReadMsgUnix(payload[n:], c.oob)
+			m, oobn = max(m, 0), max(oobn, 0)
 			if oobn > 0 {
 				if perr := c.takeRights(c.oob[:oobn]); perr != nil {
 					return Frame{}, perr
@@ -130,11 +143,14 @@ func (c *Conn) ReadFrame() (Frame, error) {
 	}
 	f := Frame{Header: h, Payload: payload}
 	if h.Type == TypeFile || h.Type == TypeChannel {
+		c.fdmu.Lock()
 		if len(c.fds) == 0 {
+			c.fdmu.Unlock()
 			return Frame{}, fmt.Errorf("%w: %s frame arrived without a file descriptor", ErrMalformed, h.Type)
 		}
 		f.File = os.NewFile(uintptr(c.fds[0]), "wire-fd")
 		c.fds = c.fds[1:]
+		c.fdmu.Unlock()
 	}
 	return f, nil
 }
@@ -200,13 +216,20 @@ func (c *Conn) WriteWithFD(frame []byte, f *os.File) error {
 	return err
 }
 
-// Close closes the socket and any descriptors received but not yet claimed.
+// Close closes the socket and any descriptors received but not yet
+// claimed. It is safe to call more than once and concurrently with a read.
 func (c *Conn) Close() error {
-	for _, fd := range c.fds {
-		syscall.Close(fd)
-	}
-	c.fds = nil
-	return c.uc.Close()
+	c.closeOnce.Do(func() {
+		c.fdmu.Lock()
+		for _, fd := range c.fds {
+			syscall.Close(fd)
+		}
+		c.fds = nil
+		c.closed = true
+		c.fdmu.Unlock()
+		c.closeErr = c.uc.Close()
+	})
+	return c.closeErr
 }
 
 // CloseWrite shuts down the writing side, so the peer reads EOF.
