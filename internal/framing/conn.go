@@ -32,19 +32,20 @@ const (
 
 // rejectRequest is what Read returns instead of a rejected message. Its
 // method is not a token, so net/http answers "400 Bad Request" and closes.
-// Read in the other places a reject can happen (a chunk-size line, the CRLF
-// after chunk data, a trailer section), no prefix or suffix of it parses as
-// valid either: not as hex, not as CRLF, not as a field line (no colon).
+// Where a reject happens inside a chunked body, net/http fails on it as
+// well: "{" is not a hex digit (chunk-size line), not CR (the CRLF after
+// chunk data), and the line has no colon (trailer section). io.EOF follows
+// it, so no message can be completed after it.
 const rejectRequest = "{framing-rejected} / HTTP/1.1\r\n\r\n"
 
 // Options configures a Conn. The zero value is ready to use.
 type Options struct {
 	// MaxHeadBytes bounds a request head (request line, fields, final CRLF)
 	// and a chunked trailer section, in bytes. A longer one is rejected
-	// with a 400 (not passed on for net/http's 431: past the bound nothing
-	// would check it). Zero means DefaultMaxHeadBytes. Set it to
-	// http.Server.MaxHeaderBytes+4096 or more; heads between the two get
-	// net/http's own 431.
+	// with a 400; it is not passed on unchecked for net/http to answer 431.
+	// Zero means DefaultMaxHeadBytes, which matches http.Server.MaxHeaderBytes
+	// = 64 KiB (net/http reads up to MaxHeaderBytes+4096). A head within
+	// MaxHeadBytes but over the server's own limit still gets net/http's 431.
 	MaxHeadBytes int
 
 	// OnReject, if not nil, is called once per rejected connection, with
@@ -80,9 +81,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 
 // Conn is a server-side net.Conn that checks the framing of the HTTP/1.x
 // requests read from it; see the package comment. It is created by
-// NewListener or NewConn. Read must not be called from more than one
-// goroutine at a time (net/http never does); the other methods may be called
-// concurrently with Read.
+// NewListener or NewConn. Its methods may be called concurrently; Reads are
+// serialised. Besides net.Conn it implements io.ReaderFrom and CloseWrite
+// (both used by net/http) by delegating to the wrapped connection.
 type Conn struct {
 	nc       net.Conn
 	max      int
@@ -91,8 +92,7 @@ type Conn struct {
 
 	pass     atomic.Bool // Passthrough was called
 	rejected atomic.Bool // st reached stReject; read by Close
-	close    sync.Once
-	closeErr error
+	closing  atomic.Bool // Close was called
 
 	mu sync.Mutex // guards everything below; held by Read
 	st state
@@ -538,23 +538,29 @@ func (c *Conn) CloseWrite() error {
 	return errNoCloseWrite
 }
 
-// Close closes the wrapped connection. On a rejected connection it first
-// lingers (see Options.RejectLinger). Later calls return the first result.
+// Close closes the wrapped connection. On a rejected connection the first
+// Close lingers first (see Options.RejectLinger); a concurrent second Close,
+// as http.Server.Close makes, ends the linger at once. Calls after the first
+// return the wrapped connection's error for a second close.
 func (c *Conn) Close() error {
-	c.close.Do(func() {
-		if c.rejected.Load() && c.linger > 0 {
-			c.lingerClose()
-		}
-		c.closeErr = c.nc.Close()
-		c.mu.Lock()
-		c.closed = true
-		if c.buf != nil {
-			c.putBuf()
-			c.r, c.ok, c.w, c.hs, c.ls, c.scan = 0, 0, 0, 0, 0, 0
-		}
-		c.mu.Unlock()
-	})
-	return c.closeErr
+	if !c.closing.CompareAndSwap(false, true) {
+		return c.nc.Close()
+	}
+	if c.rejected.Load() && c.linger > 0 {
+		c.lingerClose()
+	}
+	err := c.nc.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // a second Close ended the linger
+	}
+	c.mu.Lock()
+	c.closed = true
+	if c.buf != nil {
+		c.putBuf()
+		c.r, c.ok, c.w, c.hs, c.ls, c.scan = 0, 0, 0, 0, 0, 0
+	}
+	c.mu.Unlock()
+	return err
 }
 
 // lingerClose half-closes the connection so the client gets the response

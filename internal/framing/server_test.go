@@ -560,3 +560,43 @@ func TestServeRejectLinger(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseEndsLinger checks that a second Close, as http.Server.Close
+// makes, does not wait for the first Close's linger.
+func TestCloseEndsLinger(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(nc, Options{RejectLinger: time.Minute})
+	io.WriteString(cli, "GET / HTTP/1.1\nHost: a\n\n")
+	if b, err := io.ReadAll(c); err != nil || string(b) != rejectRequest {
+		t.Fatalf("read %q, %v; want the reject request", b, err)
+	}
+	first := make(chan error)
+	go func() { first <- c.Close() }() // lingers: the client neither reads nor closes
+	for deadline := time.Now().Add(10 * time.Second); !c.closing.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("first Close did not start")
+		}
+	}
+	c.Close()
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Errorf("first Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second Close did not end the linger")
+	}
+}
