@@ -117,6 +117,12 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 			port = "443"
 		}
 	}
+	if port == "" { // "Host: example.com:"
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
 	if host == "" {
 		// No Host (HTTP/1.0): PEP 3333 says SERVER_NAME and SERVER_PORT
 		// are never empty, so name the address the request arrived on.

@@ -71,8 +71,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer b.close()
 
 	pathInfo := unescapePath(rawPath(r))
-	if h.ScriptName != "" {
-		pathInfo = strings.TrimPrefix(pathInfo, h.ScriptName)
+	if h.ScriptName != "" && (pathInfo == h.ScriptName || strings.HasPrefix(pathInfo, h.ScriptName+"/")) {
+		pathInfo = pathInfo[len(h.ScriptName):] // whole segments only: /app never eats /application
 	}
 	bodyLen := b.size
 	if _, hasCL := r.Header["Content-Length"]; bodyLen == 0 && !hasCL && len(r.TransferEncoding) == 0 {
@@ -399,7 +399,7 @@ func (ex *exchange) setHeaders(head wire.Head) (int, error) {
 		}
 		key := textproto.CanonicalMIMEHeaderKey(fld.Name)
 		switch key {
-		case "Transfer-Encoding", "Keep-Alive", "Proxy-Connection", "Upgrade":
+		case "Transfer-Encoding", "Keep-Alive", "Proxy-Connection", "Upgrade", "Te", "Trailer":
 			continue // hop-by-hop: the front frames the response itself
 		case "Content-Type":
 			hasType = true

@@ -33,17 +33,18 @@ type spool struct {
 	memLimit int
 	dir      string
 
-	mu       sync.Mutex
-	wake     chan struct{} // one pending signal for the reader
-	mem      []item
-	memBytes int
-	file     *os.File
-	rOff     int64
-	wOff     int64
-	tail     []item // FILE items that arrived while the file held bytes
-	done     bool   // the pump has finished
-	discard  bool   // the client is gone: drop what comes
-	readBuf  []byte
+	mu        sync.Mutex
+	wake      chan struct{} // one pending signal for the reader
+	mem       []item
+	memBytes  int
+	file      *os.File
+	rOff      int64
+	wOff      int64
+	tail      []item // FILE items that arrived while the file held bytes, and what followed them
+	tailBytes int
+	done      bool // the pump has finished
+	discard   bool // the client is gone: drop what comes
+	readBuf   []byte
 }
 
 func newSpool(memLimit int, dir string) *spool {
@@ -65,6 +66,12 @@ func (s *spool) putData(p []byte) error {
 		return nil
 	}
 	defer s.signal()
+	if len(s.tail) > 0 {
+		// A FILE item waits behind file bytes: later data waits behind it.
+		s.tail = append(s.tail, item{data: append([]byte(nil), p...)})
+		s.tailBytes += len(p)
+		return nil
+	}
 	if s.wOff == s.rOff && s.memBytes+len(p) <= s.memLimit {
 		s.mem = append(s.mem, item{data: append([]byte(nil), p...)})
 		s.memBytes += len(p)
@@ -113,7 +120,7 @@ func (s *spool) finish() {
 func (s *spool) buffered() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return int64(s.memBytes) + s.wOff - s.rOff
+	return int64(s.memBytes+s.tailBytes) + s.wOff - s.rOff
 }
 
 // next returns the next item, blocking until one is there; io.EOF after
@@ -144,11 +151,18 @@ func (s *spool) next() (item, error) {
 			}
 			s.mu.Lock()
 			s.rOff += int64(m)
+			if s.rOff == s.wOff {
+				// Drained: the next bytes reuse the file from the start,
+				// so disk use follows what is buffered, not what passed.
+				s.rOff, s.wOff = 0, 0
+			}
 			s.mu.Unlock()
 			return item{data: s.readBuf[:m]}, nil
 		case len(s.tail) > 0:
 			it := s.tail[0]
+			s.tail[0] = item{}
 			s.tail = s.tail[1:]
+			s.tailBytes -= len(it.data)
 			s.mu.Unlock()
 			return it, nil
 		case s.done:
@@ -177,7 +191,7 @@ func (s *spool) drop() {
 			it.file.Close()
 		}
 	}
-	s.mem, s.tail, s.memBytes = nil, nil, 0
+	s.mem, s.tail, s.memBytes, s.tailBytes = nil, nil, 0, 0
 	s.close()
 }
 

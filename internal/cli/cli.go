@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -112,11 +113,14 @@ func (f durationFlag) String() string {
 
 func (f durationFlag) Set(v string) error {
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if math.IsNaN(n) || n < 0 || n > float64(math.MaxInt64/int64(time.Second)) {
+			return fmt.Errorf("want seconds or a duration like 30s or 2m, from 0 to %d seconds", math.MaxInt64/int64(time.Second))
+		}
 		*f.d = time.Duration(n * float64(time.Second))
 		return nil
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil {
+	if err != nil || d < 0 {
 		return fmt.Errorf("want seconds or a duration like 30s or 2m")
 	}
 	*f.d = d
@@ -159,6 +163,9 @@ func ParseSize(v string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("size %q: want bytes, optionally with K, M or G (like 10M)", v)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: too large", v)
 	}
 	return n * mult, nil
 }

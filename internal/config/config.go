@@ -107,8 +107,17 @@ func (s *Serve) Validate() error {
 	if s.Timeout <= 0 {
 		bad("--timeout %v: must be positive (like 30s)", s.Timeout)
 	}
-	if s.GracefulTimeout < 0 || s.StartupTimeout <= 0 {
-		bad("--graceful-timeout and --startup-timeout must be positive durations (like 30s)")
+	if s.GracefulTimeout < 0 {
+		bad("--graceful-timeout %v: must not be negative (0 stops without waiting)", s.GracefulTimeout)
+	}
+	if s.StartupTimeout <= 0 {
+		bad("--startup-timeout %v: must be positive (like 60s)", s.StartupTimeout)
+	}
+	if s.ReadHeaderTimeout <= 0 {
+		bad("--header-timeout %v: must be positive (like 15s); it protects against slow clients", s.ReadHeaderTimeout)
+	}
+	if s.KeepAlive <= 0 {
+		bad("--keep-alive %v: must be positive (like 60s)", s.KeepAlive)
 	}
 	if s.MaxRequests < 0 || s.MaxRequestsJitter < 0 {
 		bad("--max-requests and --max-requests-jitter must not be negative")

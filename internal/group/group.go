@@ -100,8 +100,10 @@ type worker struct {
 	idle     []*Slot // LIFO: the warmest thread first
 	busy     int
 	served   int
-	limit    int // recycle after this many requests; 0 = never
-	replaced bool
+	limit    int  // recycle after this many requests; 0 = never
+	replaced bool // a replacement has been started (or is not wanted)
+
+	stopStarted bool // retire has been called
 }
 
 // Group is a supervised set of worker processes. Its methods are safe for
@@ -118,6 +120,10 @@ type Group struct {
 	stopping bool
 	failures int // consecutive short-lived workers, for backoff
 	changed  chan struct{}
+
+	ctx    context.Context // cancelled by Stop: ends spawns in progress
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Stop: ends respawn backoffs
 }
 
 // New returns a Group that will start workers with spawner.
@@ -126,7 +132,8 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 	cfg.Spec.Processes = cfg.Processes
 	log := cfg.Log.With("group", cfg.Name)
 	cfg.Spec.Log = log
-	return &Group{cfg: cfg, spawner: spawner, log: log, changed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Group{cfg: cfg, spawner: spawner, log: log, changed: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 // Start spawns every worker and waits until all are ready. If one cannot
@@ -185,7 +192,7 @@ func (g *Group) add(p *proc.Process, old *worker) {
 	g.mu.Lock()
 	if g.stopping {
 		g.mu.Unlock()
-		go g.retire(w)
+		g.retire(w) // synchronously: Stop waits for spawns in progress
 		return
 	}
 	g.workers = append(g.workers, w)
@@ -204,6 +211,13 @@ func (g *Group) add(p *proc.Process, old *worker) {
 func (g *Group) takeIdle(w *worker) *Slot {
 	s := w.idle[len(w.idle)-1]
 	w.idle = w.idle[:len(w.idle)-1]
+	g.startLocked(w)
+	return s
+}
+
+// startLocked counts a request starting on w and, at its request limit,
+// starts its replacement.
+func (g *Group) startLocked(w *worker) {
 	w.busy++
 	w.served++
 	if w.limit > 0 && w.served >= w.limit && !w.replaced && w.state == StateReady {
@@ -211,7 +225,6 @@ func (g *Group) takeIdle(w *worker) *Slot {
 		g.log.Info("worker reached max requests; starting its replacement", "pid", w.p.PID, "served", w.served)
 		g.spawnLocked(w)
 	}
-	return s
 }
 
 // handOff gives s to the oldest waiter. Caller holds g.mu and knows a waiter
@@ -303,23 +316,21 @@ func (g *Group) Release(s *Slot, healthy bool) {
 		s.conn.Close()
 		if w.state == StateReady {
 			g.log.Warn("worker channel broken; replacing the worker", "pid", w.p.PID)
-			g.retireLocked(w)
-			if !g.stopping {
+			if !g.stopping && !w.replaced {
+				w.replaced = true
 				g.spawnLocked(nil)
 			}
+			g.retireLocked(w)
 		}
 	} else if w.state == StateReady {
 		if len(g.waiters) > 0 {
-			w.busy++
-			w.served++
+			g.startLocked(w)
 			g.handOff(s)
 		} else {
 			w.idle = append(w.idle, s)
 		}
 	}
-	if w.state == StateRetiring && w.busy == 0 {
-		go g.retire(w)
-	}
+	g.stopIfDoneLocked(w)
 	g.notifyLocked()
 }
 
@@ -328,7 +339,14 @@ func (g *Group) Release(s *Slot, healthy bool) {
 func (g *Group) retireLocked(w *worker) {
 	w.state = StateRetiring
 	w.idle = nil
-	if w.busy == 0 {
+	g.stopIfDoneLocked(w)
+}
+
+// stopIfDoneLocked stops a retiring worker once its last request is done,
+// exactly once.
+func (g *Group) stopIfDoneLocked(w *worker) {
+	if w.state == StateRetiring && w.busy == 0 && !w.stopStarted {
+		w.stopStarted = true
 		go g.retire(w)
 	}
 }
@@ -382,22 +400,32 @@ func (g *Group) spawnLocked(old *worker) {
 		delay = min(100*time.Millisecond<<min(g.failures-1, 7), 10*time.Second)
 	}
 	go func() {
-		for attempt := 0; ; attempt++ {
+		defer func() {
+			g.mu.Lock()
+			g.spawning--
+			g.notifyLocked()
+			g.mu.Unlock()
+		}()
+		for {
 			if delay > 0 {
-				time.Sleep(delay)
+				select {
+				case <-time.After(delay):
+				case <-g.done:
+					return
+				}
 			}
 			g.mu.Lock()
 			stopping := g.stopping
 			g.mu.Unlock()
 			if stopping {
-				break
+				return
 			}
-			p, err := g.spawner.Start(context.Background(), g.cfg.Spec)
+			p, err := g.spawner.Start(g.ctx, g.cfg.Spec)
 			if err == nil {
-				g.mu.Lock()
-				g.spawning--
-				g.mu.Unlock()
 				g.add(p, old)
+				return
+			}
+			if g.ctx.Err() != nil {
 				return
 			}
 			var ie *proc.ImportError
@@ -408,10 +436,6 @@ func (g *Group) spawnLocked(old *worker) {
 			}
 			delay = min(max(2*delay, 500*time.Millisecond), 10*time.Second)
 		}
-		g.mu.Lock()
-		g.spawning--
-		g.notifyLocked()
-		g.mu.Unlock()
 	}()
 }
 
@@ -444,7 +468,10 @@ func (g *Group) Workers() []Snapshot {
 // timeout) and returns once they have exited.
 func (g *Group) Stop(ctx context.Context) {
 	g.mu.Lock()
-	g.stopping = true
+	if !g.stopping {
+		g.stopping = true
+		close(g.done)
+	}
 	for _, c := range g.waiters {
 		c <- nil
 	}
@@ -452,7 +479,7 @@ func (g *Group) Stop(ctx context.Context) {
 	g.mu.Unlock()
 	for {
 		g.mu.Lock()
-		busy := 0
+		busy := g.spawning
 		for _, w := range g.workers {
 			busy += w.busy
 		}
@@ -465,6 +492,7 @@ func (g *Group) Stop(ctx context.Context) {
 		case <-changed:
 		case <-ctx.Done():
 			g.log.Warn("stopping with requests still in progress", "busy", busy)
+			g.cancel() // a worker still importing is killed
 			goto stop
 		}
 	}
@@ -489,4 +517,5 @@ stop:
 		}()
 	}
 	wg.Wait()
+	g.cancel()
 }

@@ -187,6 +187,7 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		p.Kill()
 		<-p.done
+		p.Close()
 		var ie *ImportError
 		if errors.As(err, &ie) {
 			return nil, err
@@ -202,8 +203,12 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 			peer.Close()
 		}
 		if err != nil {
+			if conn != nil {
+				conn.Close()
+			}
 			p.Kill()
 			<-p.done
+			p.Close()
 			return nil, fmt.Errorf("hand channel %d to worker %d: %w", i, p.PID, err)
 		}
 		p.Channels = append(p.Channels, conn)
@@ -249,8 +254,15 @@ func (p *Process) handshake(ctx context.Context, timeout time.Duration) (Hello, 
 	select {
 	case r := <-res:
 		if r.err != nil {
-			<-p.done
-			return Hello{}, fmt.Errorf("worker exited before it was ready (%v)", p.exitDescription())
+			if !errors.Is(r.err, io.EOF) && !errors.Is(r.err, io.ErrUnexpectedEOF) {
+				return Hello{}, fmt.Errorf("bad control frame from the worker: %w", r.err)
+			}
+			select {
+			case <-p.done:
+				return Hello{}, fmt.Errorf("worker exited before it was ready (%v)", p.exitDescription())
+			case <-timer.C:
+				return Hello{}, errors.New("worker closed its control socket but did not exit")
+			}
 		}
 		switch r.f.Type {
 		case wire.TypeHello:
@@ -297,16 +309,22 @@ func (p *Process) readControl() {
 }
 
 // copyOutput logs each line the worker prints, keeping the last ones in
-// tail for startup errors.
+// tail for startup errors. A line longer than the buffer is logged in
+// pieces; the pipe is read to the end, so the worker never gets EPIPE.
 func (p *Process) copyOutput(r io.ReadCloser, tail *tailBuffer) {
 	defer p.output.Done()
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		tail.add(line)
-		p.log.Info(line, "source", "worker")
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			text := strings.TrimRight(string(line), "\r\n")
+			tail.add(text)
+			p.log.Info(text, "source", "worker")
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
 	}
 }
 
