@@ -106,14 +106,15 @@ func (h *Handler) tooLarge(w http.ResponseWriter) {
 
 // exchange is one request's stream on one slot.
 type exchange struct {
-	h      *Handler
-	slot   *group.Slot
-	conn   *wire.Conn
-	stream uint32
-	w      http.ResponseWriter
-	r      *http.Request
-	body   *body
-	sent   int64 // request body bytes sent so far
+	h       *Handler
+	slot    *group.Slot
+	conn    *wire.Conn
+	stream  uint32
+	w       http.ResponseWriter
+	r       *http.Request
+	body    *body
+	sent    int64  // request body bytes sent so far
+	sendBuf []byte // reused for DATA frames of a large request body
 
 	sp *spool // the streamed response, when there is one
 
@@ -247,7 +248,10 @@ func (ex *exchange) sendBody(payload []byte) error {
 	}
 	for n > 0 && ex.sent < ex.body.size {
 		chunk := min(int64(n), ex.body.size-ex.sent, 256<<10)
-		buf := make([]byte, chunk)
+		if ex.sendBuf == nil {
+			ex.sendBuf = make([]byte, 256<<10)
+		}
+		buf := ex.sendBuf[:chunk]
 		if _, err := ex.body.ReadAt(buf, ex.sent); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read spooled body: %w", err)
 		}
@@ -361,7 +365,9 @@ func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
 		}
 		if len(first) > 4096 {
 			// Free the slot before a slow client drains the body.
-			first = append([]byte(nil), first...)
+			if !f.Owned {
+				first = append([]byte(nil), first...)
+			}
 			ex.release(true)
 		} else {
 			defer ex.release(true)

@@ -13,13 +13,15 @@ import (
 	"time"
 
 	"github.com/whiskserver/whisk/internal/proc"
+	"github.com/whiskserver/whisk/internal/whisktest"
+	"github.com/whiskserver/whisk/internal/whisktest/fakeworker"
 )
 
 // fixture is a Group of fake workers whose behaviour is read from a mode
 // file at each spawn, so a test can script what the next worker does.
 type fixture struct {
 	g        *Group
-	logs     *syncBuffer
+	logs     *whisktest.SyncBuffer
 	pidDir   string
 	modeFile string
 }
@@ -28,7 +30,7 @@ type fixture struct {
 // get small defaults. It does not start it.
 func newGroup(t *testing.T, mode string, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{logs: &syncBuffer{}, pidDir: trackFakes(t), modeFile: filepath.Join(t.TempDir(), "mode")}
+	f := &fixture{logs: &whisktest.SyncBuffer{}, pidDir: fakeworker.Track(t), modeFile: filepath.Join(t.TempDir(), "mode")}
 	f.setMode(t, mode)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -44,12 +46,12 @@ func newGroup(t *testing.T, mode string, cfg Config) *fixture {
 		cfg.GracefulTimeout = 2 * time.Second
 	}
 	cfg.Spec = proc.Spec{
-		Python:         fakeExe(t),
+		Python:         fakeworker.Exe(t),
 		RuntimeDir:     "/whisk-runtime",
 		App:            "file:" + f.modeFile,
 		Window:         1 << 20,
 		StartupTimeout: 10 * time.Second,
-		Env:            []string{fakeWorkerEnv + "=1", fakeGORACE, fakePIDDirEnv + "=" + f.pidDir},
+		Env:            fakeworker.Env(f.pidDir),
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.g = New(cfg, fakeSpawner())
@@ -126,7 +128,7 @@ func (f *fixture) settled() bool {
 
 // stops counts the STOP frames the worker pid reported.
 func (f *fixture) stops(pid int) int {
-	return len(f.logs.lines("fake: STOP", fmt.Sprintf("pid=%d", pid)))
+	return len(fakeworker.Lines(f.logs, "fake: STOP", fmt.Sprintf("pid=%d", pid)))
 }
 
 func acquire(t *testing.T, g *Group) *Slot {
@@ -172,7 +174,7 @@ func receive(t *testing.T, c <-chan acquired) acquired {
 func roundTrip(t *testing.T, s *Slot) {
 	t.Helper()
 	stream := s.NextStream()
-	info, err := fakeRequest(t, s.Conn(), stream, "/pid")
+	info, err := fakeworker.Request(t, s.Conn(), stream, "/pid")
 	if err != nil {
 		t.Fatalf("request on a slot of worker %d: %v", s.PID(), err)
 	}
@@ -193,7 +195,7 @@ func TestStartAndStop(t *testing.T) {
 		if w.State != StateReady || w.Busy != 0 || w.Served != 0 {
 			t.Errorf("worker %+v, want ready, idle, nothing served", w)
 		}
-		if !alive(w.PID) {
+		if !fakeworker.Alive(w.PID) {
 			t.Errorf("worker %d is not running", w.PID)
 		}
 	}
@@ -203,7 +205,7 @@ func TestStartAndStop(t *testing.T) {
 	// Every process got Threads and Processes.
 	for range 6 {
 		s := acquire(t, f.g)
-		info, err := fakeRequest(t, s.Conn(), s.NextStream(), "/")
+		info, err := fakeworker.Request(t, s.Conn(), s.NextStream(), "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +218,7 @@ func TestStartAndStop(t *testing.T) {
 	defer cancel()
 	f.g.Stop(ctx)
 	for _, pid := range pids {
-		if alive(pid) {
+		if fakeworker.Alive(pid) {
 			t.Errorf("worker %d still running after Stop returned", pid)
 		}
 	}
@@ -250,7 +252,7 @@ func TestStartOneFails(t *testing.T) {
 	if ws := f.g.Workers(); len(ws) != 0 {
 		t.Errorf("Workers after a failed Start = %+v", ws)
 	}
-	// The worker that did start is stopped (checked by trackFakes).
+	// The worker that did start is stopped (checked by fakeworker.Track).
 }
 
 func TestAcquireRelease(t *testing.T) {
@@ -344,9 +346,9 @@ func TestAcquireWaitsForRelease(t *testing.T) {
 	f := startGroup(t, "ok", Config{Processes: 1, Threads: 1})
 	s := acquire(t, f.g)
 	first := asyncAcquire(f.g, 10*time.Second)
-	waitFor(t, 5*time.Second, "the first waiter to queue", func() bool { return f.waiters() == 1 })
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the first waiter to queue", func() bool { return f.waiters() == 1 })
 	second := asyncAcquire(f.g, 10*time.Second)
-	waitFor(t, 5*time.Second, "the second waiter to queue", func() bool { return f.waiters() == 2 })
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the second waiter to queue", func() bool { return f.waiters() == 2 })
 
 	select {
 	case a := <-first:
@@ -433,7 +435,7 @@ func TestRespawnAfterCrash(t *testing.T) {
 	victim, survivor := pids[0], pids[1]
 	f.setMode(t, "import-delay=1s") // the replacement takes a while
 	syscall.Kill(victim, syscall.SIGKILL)
-	waitFor(t, 5*time.Second, "the dead worker to leave Workers", func() bool {
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the dead worker to leave Workers", func() bool {
 		_, ok := f.worker(victim)
 		return !ok
 	})
@@ -463,14 +465,14 @@ func TestRespawnAfterCrash(t *testing.T) {
 			t.Errorf("a request on the survivor took %v during the respawn", took)
 		}
 	}
-	waitFor(t, 10*time.Second, "a replacement worker", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for a replacement worker", func() bool {
 		ps := f.pids()
 		return len(ps) == 2 && f.settled() && slices.Contains(ps, survivor) && !slices.Contains(ps, victim)
 	})
 	if !f.settled() || len(f.g.Workers()) != 2 {
 		t.Errorf("workers after the respawn: %+v", f.g.Workers())
 	}
-	if len(f.logs.lines("worker exited unexpectedly; respawning", fmt.Sprintf("pid=%d", victim))) != 1 {
+	if len(fakeworker.Lines(f.logs, "worker exited unexpectedly; respawning", fmt.Sprintf("pid=%d", victim))) != 1 {
 		t.Error("no warning about the crash")
 	}
 }
@@ -482,18 +484,18 @@ func TestCrashDuringRequest(t *testing.T) {
 	f := startGroup(t, "ok", Config{Processes: 1, Threads: 2})
 	s := acquire(t, f.g)
 	old := s.PID()
-	if _, err := fakeRequest(t, s.Conn(), s.NextStream(), "/crash"); err == nil {
+	if _, err := fakeworker.Request(t, s.Conn(), s.NextStream(), "/crash"); err == nil {
 		t.Fatal("a crashing request got an answer")
 	}
 	f.g.Release(s, false)
-	waitFor(t, 10*time.Second, "one replacement worker", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for one replacement worker", func() bool {
 		ps := f.pids()
 		return len(ps) == 1 && ps[0] != old && f.settled()
 	})
 	s = acquire(t, f.g)
 	roundTrip(t, s)
 	f.g.Release(s, true)
-	if alive(old) {
+	if fakeworker.Alive(old) {
 		t.Errorf("crashed worker %d not reaped", old)
 	}
 }
@@ -518,7 +520,7 @@ func TestMaxRequestsRecycle(t *testing.T) {
 		t.Fatalf("third slot from %d, want %d", held.PID(), old)
 	}
 	var repl int
-	waitFor(t, 10*time.Second, "the replacement to be ready", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the replacement to be ready", func() bool {
 		for _, w := range f.g.Workers() {
 			if w.PID != old && w.State == StateReady {
 				repl = w.PID
@@ -545,7 +547,7 @@ func TestMaxRequestsRecycle(t *testing.T) {
 		t.Errorf("TryAcquire = slot of %d with the replacement's slots all busy", s.PID())
 	}
 	// The old worker still serves its request in progress.
-	if !alive(old) {
+	if !fakeworker.Alive(old) {
 		t.Fatal("old worker stopped with a request in progress")
 	}
 	roundTrip(t, held)
@@ -553,9 +555,9 @@ func TestMaxRequestsRecycle(t *testing.T) {
 		t.Fatalf("old worker got %d STOP with a busy slot", n)
 	}
 	f.g.Release(held, true)
-	waitFor(t, 10*time.Second, "the old worker to stop", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the old worker to stop", func() bool {
 		_, listed := f.worker(old)
-		return !listed && !alive(old)
+		return !listed && !fakeworker.Alive(old)
 	})
 	if n := f.stops(old); n != 1 {
 		t.Errorf("old worker got %d STOP frames, want 1", n)
@@ -566,7 +568,7 @@ func TestMaxRequestsRecycle(t *testing.T) {
 	if ws := f.g.Workers(); len(ws) != 1 || ws[0].PID != repl {
 		t.Errorf("workers at the end: %+v, want only %d", ws, repl)
 	}
-	if len(f.logs.lines("worker reached max requests", fmt.Sprintf("pid=%d", old))) != 1 {
+	if len(fakeworker.Lines(f.logs, "worker reached max requests", fmt.Sprintf("pid=%d", old))) != 1 {
 		t.Error("no log line about the recycling")
 	}
 }
@@ -580,7 +582,7 @@ func TestMaxRequestsCountsHandOffs(t *testing.T) {
 	old := f.pids()[0]
 	s := acquire(t, f.g) // request 1
 	waiting := asyncAcquire(f.g, 10*time.Second)
-	waitFor(t, 5*time.Second, "the waiter to queue", func() bool { return f.waiters() == 1 })
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the waiter to queue", func() bool { return f.waiters() == 1 })
 	f.g.Release(s, true) // request 2 goes to the waiter
 	a := receive(t, waiting)
 	if a.err != nil {
@@ -611,11 +613,11 @@ func TestReleaseUnhealthy(t *testing.T) {
 	if _, err := s.Conn().ReadFrame(); err == nil {
 		t.Error("the broken slot's channel is still open")
 	}
-	waitFor(t, 10*time.Second, "one replacement worker", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for one replacement worker", func() bool {
 		ps := f.pids()
 		return len(ps) == 1 && ps[0] != old && f.settled()
 	})
-	if alive(old) {
+	if fakeworker.Alive(old) {
 		t.Errorf("retired worker %d still running", old)
 	}
 	s = acquire(t, f.g)
@@ -633,7 +635,7 @@ func TestReleaseUnhealthyRetiresOnce(t *testing.T) {
 	s := acquire(t, f.g)
 	old := s.PID()
 	f.g.Release(s, false)
-	waitFor(t, 10*time.Second, "the retired worker to exit", func() bool { return !alive(old) })
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the retired worker to exit", func() bool { return !fakeworker.Alive(old) })
 	if n := f.stops(old); n != 1 {
 		t.Errorf("retired worker got %d STOP frames, want 1", n)
 	}
@@ -647,7 +649,7 @@ func TestReleaseUnhealthyDuringRecycle(t *testing.T) {
 	s := acquire(t, f.g) // reaches the limit: a replacement is spawned
 	old := s.PID()
 	f.g.Release(s, false)
-	waitFor(t, 10*time.Second, "the spawns to finish and the old worker to stop", func() bool {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the spawns to finish and the old worker to stop", func() bool {
 		_, listed := f.worker(old)
 		return f.settled() && !listed
 	})
@@ -665,14 +667,14 @@ func TestStopWaitsForBusySlots(t *testing.T) {
 	held := acquire(t, f.g)
 	other := acquire(t, f.g)
 	queued := asyncAcquire(f.g, 10*time.Second)
-	waitFor(t, 5*time.Second, "a waiter", func() bool { return f.waiters() == 1 })
+	whisktest.WaitFor(t, 5*time.Second, "waiting for a waiter", func() bool { return f.waiters() == 1 })
 	f.g.Release(other, true) // handed to the waiter
 	a := receive(t, queued)
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
 	late := asyncAcquire(f.g, 10*time.Second)
-	waitFor(t, 5*time.Second, "a second waiter", func() bool { return f.waiters() == 1 })
+	whisktest.WaitFor(t, 5*time.Second, "waiting for a second waiter", func() bool { return f.waiters() == 1 })
 
 	stopped := make(chan struct{})
 	go func() {
@@ -701,7 +703,7 @@ func TestStopWaitsForBusySlots(t *testing.T) {
 	default:
 	}
 	for _, pid := range pids {
-		if !alive(pid) {
+		if !fakeworker.Alive(pid) {
 			t.Errorf("worker %d stopped with a slot busy", pid)
 		}
 	}
@@ -712,7 +714,7 @@ func TestStopWaitsForBusySlots(t *testing.T) {
 		t.Fatal("Stop did not return after the last slot was released")
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if fakeworker.Alive(pid) {
 			t.Errorf("worker %d still running after Stop returned", pid)
 		}
 		if n := f.stops(pid); n != 1 {
@@ -733,10 +735,10 @@ func TestStopBoundedByContext(t *testing.T) {
 	if took := time.Since(began); took < 300*time.Millisecond || took > 5*time.Second {
 		t.Errorf("Stop with a busy slot and a 300ms context took %v", took)
 	}
-	if alive(pid) {
+	if fakeworker.Alive(pid) {
 		t.Errorf("worker %d still running after Stop returned", pid)
 	}
-	if len(f.logs.lines("stopping with requests still in progress", "busy=1")) != 1 {
+	if len(fakeworker.Lines(f.logs, "stopping with requests still in progress", "busy=1")) != 1 {
 		t.Error("no warning about the request cut short")
 	}
 	// The late Release of a slot of a stopped group is harmless.
@@ -757,8 +759,8 @@ func TestStopDuringRespawn(t *testing.T) {
 	f.setMode(t, "import-delay=700ms")
 	syscall.Kill(victim, syscall.SIGKILL)
 	var repl int
-	waitFor(t, 10*time.Second, "the respawned worker's process", func() bool {
-		for _, pid := range fakePIDs(t, f.pidDir) {
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the respawned worker's process", func() bool {
+		for _, pid := range fakeworker.PIDs(t, f.pidDir) {
 			if pid != victim {
 				repl = pid
 				return true
@@ -769,7 +771,7 @@ func TestStopDuringRespawn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f.g.Stop(ctx)
-	if alive(repl) {
+	if fakeworker.Alive(repl) {
 		t.Errorf("worker %d, spawned before Stop, still running after Stop returned", repl)
 	}
 }

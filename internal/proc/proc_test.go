@@ -14,27 +14,30 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/whisktest"
+	"github.com/whiskserver/whisk/internal/whisktest/fakeworker"
 )
 
 // fakeSpec returns a Spec that starts the fake worker with mode, logging
 // into the returned buffer.
-func fakeSpec(t *testing.T, mode string) (Spec, *syncBuffer) {
+func fakeSpec(t *testing.T, mode string) (Spec, *whisktest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &whisktest.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", logs)
 		}
 	})
 	return Spec{
-		Python:         fakeExe(t),
+		Python:         fakeworker.Exe(t),
 		RuntimeDir:     "/whisk-runtime",
 		App:            mode,
 		Threads:        2,
 		Processes:      1,
 		Window:         1 << 20,
 		StartupTimeout: 10 * time.Second,
-		Env:            []string{fakeWorkerEnv + "=1", fakeGORACE, fakePIDDirEnv + "=" + trackFakes(t)},
+		Env:            fakeworker.Env(fakeworker.Track(t)),
 		Log:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, logs
 }
@@ -81,7 +84,7 @@ func TestStart(t *testing.T) {
 	// Every channel reaches a serving thread of this worker, which got
 	// the arguments and environment of the Spec.
 	for i, c := range p.Channels {
-		info, err := fakeRequest(t, c, uint32(i+1), fmt.Sprintf("/ch%d", i))
+		info, err := fakeworker.Request(t, c, uint32(i+1), fmt.Sprintf("/ch%d", i))
 		if err != nil {
 			t.Fatalf("channel %d: %v", i, err)
 		}
@@ -112,8 +115,8 @@ func TestStart(t *testing.T) {
 		}
 	}
 	// The worker's stdout goes to the log, tagged with its pid.
-	waitFor(t, 5*time.Second, "the worker's output in the log", func() bool {
-		return len(logs.lines("fake: importing ok", "source=worker", fmt.Sprintf("pid=%d", p.PID))) == 1
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the worker's output in the log", func() bool {
+		return len(fakeworker.Lines(logs, "fake: importing ok", "source=worker", fmt.Sprintf("pid=%d", p.PID))) == 1
 	})
 	if p.Uptime() <= 0 {
 		t.Errorf("Uptime = %v", p.Uptime())
@@ -254,7 +257,7 @@ func TestStartGarbageOnControl(t *testing.T) {
 	t.Parallel()
 	spec, _ := fakeSpec(t, "garbage")
 	spec.StartupTimeout = 500 * time.Millisecond
-	pidDir := strings.TrimPrefix(spec.Env[2], fakePIDDirEnv+"=")
+	pidDir := strings.TrimPrefix(spec.Env[2], fakeworker.PIDDirEnv+"=")
 	type result struct {
 		p   *Process
 		err error
@@ -269,8 +272,8 @@ func TestStartGarbageOnControl(t *testing.T) {
 	case r = <-done:
 	case <-time.After(3 * time.Second):
 		t.Errorf("Start still blocked 3s after a garbage frame (StartupTimeout %v): it waits for the worker to exit and never kills it", spec.StartupTimeout)
-		for _, pid := range fakePIDs(t, pidDir) {
-			if alive(pid) {
+		for _, pid := range fakeworker.PIDs(t, pidDir) {
+			if fakeworker.Alive(pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
@@ -301,11 +304,11 @@ func TestStartLongOutputLine(t *testing.T) {
 		p.Close()
 		<-p.Done()
 	}()
-	if _, err := fakeRequest(t, p.Channels[0], 1, "/"); err != nil {
+	if _, err := fakeworker.Request(t, p.Channels[0], 1, "/"); err != nil {
 		t.Fatalf("request after the long line: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the line after the long one in the log", func() bool {
-		return len(logs.lines("fake: after the long line")) == 1
+	whisktest.WaitFor(t, 5*time.Second, "waiting for the line after the long one in the log", func() bool {
+		return len(fakeworker.Lines(logs, "fake: after the long line")) == 1
 	})
 }
 
@@ -365,7 +368,7 @@ func TestShutdown(t *testing.T) {
 			spec, logs := fakeSpec(t, tt.mode)
 			p := start(t, spec)
 			// The worker serves until told to stop.
-			if _, err := fakeRequest(t, p.Channels[0], 1, "/"); err != nil {
+			if _, err := fakeworker.Request(t, p.Channels[0], 1, "/"); err != nil {
 				t.Fatal(err)
 			}
 			began := time.Now()
@@ -389,16 +392,16 @@ func TestShutdown(t *testing.T) {
 			if tt.wantErr != "" && took < tt.grace {
 				t.Errorf("Shutdown escalated after %v, before the grace of %v", took, tt.grace)
 			}
-			if len(logs.lines("fake: STOP", fmt.Sprintf("pid=%d", p.PID))) != 1 {
+			if len(fakeworker.Lines(logs, "fake: STOP", fmt.Sprintf("pid=%d", p.PID))) != 1 {
 				t.Errorf("the worker did not report one STOP")
 			}
 			for _, l := range tt.logs {
-				if len(logs.lines(l, "level=WARN", fmt.Sprintf("pid=%d", p.PID))) != 1 {
+				if len(fakeworker.Lines(logs, l, "level=WARN", fmt.Sprintf("pid=%d", p.PID))) != 1 {
 					t.Errorf("no warning %q in the log", l)
 				}
 			}
 			for _, l := range tt.noLogs {
-				if len(logs.lines(l)) != 0 {
+				if len(fakeworker.Lines(logs, l)) != 0 {
 					t.Errorf("unexpected %q in the log", l)
 				}
 			}
@@ -448,7 +451,7 @@ func TestWorkerCrashSeenByDone(t *testing.T) {
 	t.Parallel()
 	spec, _ := fakeSpec(t, "ok")
 	p := start(t, spec)
-	if _, err := fakeRequest(t, p.Channels[0], 1, "/crash"); err == nil {
+	if _, err := fakeworker.Request(t, p.Channels[0], 1, "/crash"); err == nil {
 		t.Fatal("a crashing request got a response")
 	}
 	select {

@@ -14,8 +14,13 @@ import (
 // Frame is one frame read from a Conn.
 type Frame struct {
 	Header
-	// Payload is valid until the next ReadFrame on the same Conn.
+	// Payload is valid until the next ReadFrame on the same Conn, unless
+	// Owned is set.
 	Payload []byte
+	// Owned reports that Payload does not alias the Conn's buffer (a
+	// payload larger than the buffer gets its own slice): the caller may
+	// keep it.
+	Owned bool
 	// File is the descriptor attached to a FILE or CHANNEL frame; the
 	// caller owns and closes it. Nil for other types.
 	File *os.File
@@ -141,7 +146,7 @@ func (c *Conn) ReadFrame() (Frame, error) {
 			}
 		}
 	}
-	f := Frame{Header: h, Payload: payload}
+	f := Frame{Header: h, Payload: payload, Owned: need > len(c.buf)}
 	if h.Type == TypeFile || h.Type == TypeChannel {
 		c.fdmu.Lock()
 		if len(c.fds) == 0 {
