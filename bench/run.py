@@ -1,0 +1,1207 @@
+#!/usr/bin/env python3
+"""whisk benchmark orchestrator (stdlib only). Normally started by bench/run.sh,
+which installs wrk/Apache/mod_wsgi, the bench virtualenvs and builds whisk
+first; run this directly only when that is already done.
+
+Usage:
+    python3 bench/run.py [--servers a,b] [--scenarios x,y] [--duration S]
+                         [--runs N] [--warmup S] [--no-docs] [--fresh]
+
+For every (scenario, server) pair it starts the server (2 processes x 8
+threads, 127.0.0.1, fresh port), waits until it answers, checks the response
+(body, keep-alive), runs wrk once for warm-up (discarded) and then --runs
+times, stops the server (whole process group + every descendant) and checks
+that nothing is left. While wrk runs it samples:
+  * the listen (accept) queue of the port: a server that keeps connections
+    alive but leaves some of wrk's connections waiting in the accept queue
+    for the whole run is "starving" them -- wrk does not report that (it only
+    counts completed requests), so we do;
+  * TCP ActiveOpens from /proc/net/snmp: connections opened during the run
+    (about C when keep-alive works, about the request count when it does not);
+  * for whisk only: VmRSS of the whisk front process (the pid we started).
+
+Results go to stdout as Markdown, to bench/results/ as JSON (the newest
+result per (scenario, server) is kept in bench/results/latest.json), and
+docs/benchmarks.md is regenerated from latest.json unless --no-docs.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+VENV = os.path.join(BENCH, ".venv")
+VENV_SYS = os.path.join(BENCH, ".venv-system")
+WHISK_BIN = os.path.join(BENCH, ".bin", "whisk")
+RESULTS_DIR = os.path.join(BENCH, "results")
+LATEST = os.path.join(RESULTS_DIR, "latest.json")
+DOCS = os.path.join(REPO, "docs", "benchmarks.md")
+MOD_WSGI_SO = "/usr/lib/apache2/modules/mod_wsgi.so"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+PROCESSES = 2
+THREADS = 8
+MIB = 1024 * 1024
+
+# ----------------------------------------------------------------- apps/scenarios
+# An "app" is what a server loads: directory, module:callable, and the file
+# Apache's WSGIScriptAlias points at (callable must be named `application`).
+APPS = {
+    "hello": dict(dir=os.path.join(BENCH, "apps"), module="hello:application",
+                  script=os.path.join(BENCH, "apps", "hello.py")),
+    "big": dict(dir=os.path.join(BENCH, "apps"), module="big:application",
+                script=os.path.join(BENCH, "apps", "big.py")),
+    "django": dict(dir=os.path.join(BENCH, "djangoapp"), module="benchsite.wsgi:application",
+                   script=os.path.join(BENCH, "djangoapp", "benchsite", "wsgi.py")),
+}
+
+SCENARIOS = {
+    "hello": dict(app="hello", path="/", conns=64, lua=None, rss=True,
+                  title="Hello world (13 bytes), keep-alive, c=64"),
+    "json": dict(app="django", path="/json/", conns=64, lua=None, rss=True,
+                 title="Django JsonResponse (default middleware), c=64"),
+    "big-get": dict(app="big", path="/", conns=16, lua=None, rss=False,
+                    title="1 MiB response body, c=16"),
+    "big-post": dict(app="big", path="/", conns=16, lua=os.path.join(BENCH, "post.lua"), rss=False,
+                     title="1 MiB POST body (read fully, length returned), c=16"),
+}
+SCENARIO_ORDER = ["hello", "json", "big-get", "big-post"]
+
+
+def check_response(scenario, status, headers, body):
+    """Return None if the response is what the app should send, else a reason."""
+    if status != 200:
+        return "status %d" % status
+    if scenario == "hello":
+        if body != b"Hello, World!":
+            return "body %r" % body[:40]
+        if not (headers.get("content-type") or "").startswith("text/plain"):
+            return "content-type %r" % headers.get("content-type")
+    elif scenario == "json":
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return "not JSON: %r" % body[:40]
+        if doc.get("message") != "Hello, World!":
+            return "unexpected JSON %r" % doc
+    elif scenario == "big-get":
+        if len(body) != MIB:
+            return "body length %d" % len(body)
+    elif scenario == "big-post":
+        if body.strip() != str(MIB).encode():
+            return "POST answered %r" % body[:40]
+    return None
+
+
+# ----------------------------------------------------------------- servers
+# Each builder returns (argv, extra) for an app on a port; `tmp` is a private
+# temp dir for sockets/config/logs. The argv is also what docs show.
+def whisk_cmd(app, port, tmp):
+    return [WHISK_BIN, "serve", "--bind", "127.0.0.1:%d" % port,
+            "--processes", str(PROCESSES), "--threads", str(THREADS),
+            "--chdir", app["dir"], "--python", VENV, app["module"]]
+
+
+def gunicorn_sync_cmd(app, port, tmp):
+    # The sync worker is one request at a time per process, no threads, and
+    # it always closes the connection (Connection: close): --keep-alive is
+    # ignored by it; kept so both gunicorn lines differ only in the worker.
+    return [os.path.join(VENV, "bin", "gunicorn"), "-w", str(PROCESSES), "-k", "sync",
+            "--keep-alive", "5", "-b", "127.0.0.1:%d" % port,
+            "--chdir", app["dir"], app["module"]]
+
+
+def gunicorn_gthread_cmd(app, port, tmp):
+    return [os.path.join(VENV, "bin", "gunicorn"), "-w", str(PROCESSES), "-k", "gthread",
+            "--threads", str(THREADS), "--keep-alive", "5", "-b", "127.0.0.1:%d" % port,
+            "--chdir", app["dir"], app["module"]]
+
+
+UWSGI_COMMON = ["--master", "--processes", str(PROCESSES), "--threads", str(THREADS),
+                "--enable-threads", "--disable-logging", "--die-on-term", "--need-app"]
+
+
+def uwsgi_cmd(app, port, tmp):
+    # uWSGI's HTTP router (--http) in front of the workers, with keep-alive
+    # towards the client, talking uwsgi protocol over a unix socket to the 2x8
+    # workers. This is the uWSGI configuration that really keeps wrk's
+    # connections alive without starving any (see docs/benchmarks.md).
+    sock = os.path.join(tmp, "uwsgi.sock")
+    return [os.path.join(VENV, "bin", "uwsgi"), "--http", "127.0.0.1:%d" % port,
+            "--http-keepalive", "--http-to", sock, "--socket", sock] + UWSGI_COMMON + [
+            "--chdir", app["dir"], "--module", app["module"]]
+
+
+def uwsgi_http_socket_cmd(app, port, tmp):
+    # Not in the default set. Workers parse HTTP themselves; uWSGI 2.0 closes
+    # the connection after every response (without "Connection: close", so
+    # wrk counts every request as a read error). --http-keepalive and
+    # --add-header "Connection: Keep-Alive" do not change that.
+    return [os.path.join(VENV, "bin", "uwsgi"), "--http-socket", "127.0.0.1:%d" % port,
+            "--http-keepalive", "--add-header", "Connection: Keep-Alive"] + UWSGI_COMMON + [
+            "--chdir", app["dir"], "--module", app["module"]]
+
+
+def uwsgi_http11_cmd(app, port, tmp):
+    # Not in the default set. Keep-alive works, but each worker thread stays
+    # pinned to its connection: with c > processes*threads the remaining
+    # connections wait in the accept queue for the whole run (starved).
+    return [os.path.join(VENV, "bin", "uwsgi"), "--http11-socket", "127.0.0.1:%d" % port
+            ] + UWSGI_COMMON + ["--chdir", app["dir"], "--module", app["module"]]
+
+
+def granian_cmd(app, port, tmp):
+    # --runtime-threads left at its default (1); access log is off by default.
+    return [os.path.join(VENV, "bin", "granian"), "--interface", "wsgi",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(PROCESSES), "--blocking-threads", str(THREADS),
+            "--no-access-log", "--working-dir", app["dir"], app["module"]]
+
+
+APACHE_CONF = """\
+# Generated by bench/run.py for one benchmark run (Apache 2.4 + mod_wsgi daemon mode).
+ServerRoot "{tmp}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{tmp}/httpd.pid"
+DefaultRuntimeDir "{tmp}"
+ErrorLog "{tmp}/error.log"
+LogLevel warn
+# no CustomLog: access logging off, like the other servers
+User www-data
+Group www-data
+
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule wsgi_module {mod_wsgi}
+
+# Enough front threads for c=64 (the Python work happens in the daemons).
+StartServers 2
+ServerLimit 4
+ThreadLimit 64
+ThreadsPerChild 64
+MinSpareThreads 64
+MaxSpareThreads 256
+MaxRequestWorkers 256
+MaxConnectionsPerChild 0
+
+KeepAlive On
+KeepAliveTimeout 5
+# unlimited requests per connection, like the other servers (Apache default: 100)
+MaxKeepAliveRequests 0
+Timeout 60
+
+WSGISocketPrefix "{tmp}/wsgi"
+WSGIDaemonProcess bench processes={procs} threads={threads} python-home={venv} python-path={appdir} display-name=%{{GROUP}}
+WSGIProcessGroup bench
+WSGIApplicationGroup %{{GLOBAL}}
+WSGIScriptAlias / {script}
+
+<Directory "{appdir}">
+    Require all granted
+</Directory>
+"""
+
+
+def apache_cmd(app, port, tmp):
+    conf = os.path.join(tmp, "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(APACHE_CONF.format(tmp=tmp, port=port, mods=APACHE_MODULES, mod_wsgi=MOD_WSGI_SO,
+                                   procs=PROCESSES, threads=THREADS, venv=VENV_SYS,
+                                   appdir=app["dir"], script=app["script"]))
+    os.chmod(tmp, 0o755)  # mod_wsgi daemons (www-data) need the socket dir
+    return ["/usr/sbin/apache2", "-f", conf, "-DFOREGROUND"]
+
+
+SERVERS = {
+    "whisk": whisk_cmd,
+    "gunicorn-sync": gunicorn_sync_cmd,
+    "gunicorn-gthread": gunicorn_gthread_cmd,
+    "uwsgi": uwsgi_cmd,
+    "granian": granian_cmd,
+    "apache": apache_cmd,
+    # diagnostic variants, not in the default set
+    "uwsgi-http-socket": uwsgi_http_socket_cmd,
+    "uwsgi-http11": uwsgi_http11_cmd,
+}
+DEFAULT_SERVERS = ["whisk", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "apache"]
+PEERS_FOR_HELLO_TARGET = ["gunicorn-sync", "gunicorn-gthread", "uwsgi", "apache"]
+
+SERVER_NOTES = {
+    "whisk": "Go front + 2 Python worker processes x 8 threads.",
+    "gunicorn-sync": "sync worker: 1 request at a time per process (no threads), "
+                     "closes the connection after every response (no keep-alive).",
+    "gunicorn-gthread": "gthread worker, keep-alive 5 s.",
+    "uwsgi": "HTTP router process (keep-alive) -> unix socket -> 2 workers x 8 threads.",
+    "granian": "Rust HTTP front per worker, 8 blocking threads, 1 runtime thread (default).",
+    "apache": "mpm_event front, mod_wsgi daemon mode (2 x 8), Debian's mod_wsgi + /usr/bin/python3.",
+    "uwsgi-http-socket": "diagnostic: --http-socket, no keep-alive possible.",
+    "uwsgi-http11": "diagnostic: --http11-socket, thread pinned per connection.",
+}
+
+
+# ----------------------------------------------------------------- process handling
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_table():
+    """pid -> (ppid, pgid, sid, starttime) for every live (non-zombie) process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        if rest[0] == "Z":
+            continue
+        table[int(name)] = (int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19]))
+    return table
+
+
+def related_pids(leader):
+    """{pid: starttime} of every process in the leader's session/process group
+    or descending from it. The start time identifies a process even if its
+    pid is later reused by someone else's process."""
+    table = _proc_table()
+    pids = {p for p, (_, pgid, sid, _) in table.items() if pgid == leader or sid == leader}
+    if leader in table:
+        pids.add(leader)
+    changed = True
+    while changed:
+        changed = False
+        for p, (ppid, _, _, _) in table.items():
+            if ppid in pids and p not in pids:
+                pids.add(p)
+                changed = True
+    return {p: table[p][3] for p in pids}
+
+
+def still_alive(known):
+    """The processes of {pid: starttime} that are still running (same start time)."""
+    table = _proc_table()
+    return {p: st for p, st in known.items() if p in table and table[p][3] == st}
+
+
+class Server:
+    def __init__(self, name, app_name, tmp_root):
+        self.name = name
+        self.app = APPS[app_name]
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="whisk-bench-%s-" % name, dir=tmp_root)
+        self.argv = SERVERS[name](self.app, self.port, self.tmp)
+        self.log_path = os.path.join(self.tmp, "server.log")
+        self.proc = None
+        self.known = {}  # pid -> starttime of every process seen in the server tree
+
+    def start(self):
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.app["dir"], env=env,
+                                     start_new_session=True)
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        extra = os.path.join(self.tmp, "error.log")  # apache
+        if os.path.exists(extra):
+            with open(extra, "rb") as f:
+                lines += ["[apache error.log] " + l for l in f.read().decode(errors="replace").splitlines()]
+        return "\n".join(lines[-n:])
+
+    def wait_ready(self, path, timeout=60.0):
+        deadline = time.time() + timeout
+        last = "no answer"
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s during start-up:\n%s"
+                                   % (self.name, self.proc.returncode, self.log_tail()))
+            self.known.update(related_pids(self.proc.pid))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    self.known.update(related_pids(self.proc.pid))
+                    return
+                last = "HTTP %d" % r.status
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.2)
+        raise RuntimeError("%s not ready after %ds (%s):\n%s" % (self.name, timeout, last, self.log_tail()))
+
+    def stop(self):
+        if self.proc is None:
+            return
+        leader = self.proc.pid
+        self.known.update(related_pids(leader))
+        try:
+            os.killpg(leader, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        # give children (Apache/mod_wsgi daemons, uWSGI workers) a moment
+        deadline = time.time() + 5
+        while time.time() < deadline and self._left(leader):
+            time.sleep(0.1)
+        for pid in self._left(leader):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(leader, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.2)
+        left = self._left(leader)
+        self.log.close()
+        self.proc = None
+        if left:
+            raise RuntimeError("%s: processes still alive after SIGKILL: %s" % (self.name, sorted(left)))
+        if listen_queue(self.port) is not None:
+            raise RuntimeError("%s: port %d still listening after stop" % (self.name, self.port))
+        return sorted(self.known)
+
+    def _left(self, leader):
+        """pids of the server's processes still running."""
+        left = related_pids(leader)
+        self.known.update(left)
+        return set(still_alive(self.known))
+
+
+# ----------------------------------------------------------------- probes
+def listen_queue(port):
+    """Current accept-queue length of the 127.0.0.1:port listener (None if none)."""
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4 and f[3].endswith(":%d" % port):
+            return int(f[1])
+    return None
+
+
+def tcp_active_opens():
+    with open("/proc/net/snmp") as f:
+        lines = [l.split() for l in f if l.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("ActiveOpens")])
+
+
+def vm_rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def port_sockets(port):
+    """(accept-queue length or None, set of client addresses connected) for the
+    127.0.0.1:port listener, from one `ss` call (kernel-side filtered)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "state", "listening",
+                          "( sport = :%d )" % port], capture_output=True, text=True).stdout
+    queue, peers = None, set()
+    for line in out.splitlines():
+        f = line.split()
+        # State Recv-Q Send-Q Local:Port Peer:Port
+        if len(f) < 5 or not f[3].endswith(":%d" % port):
+            continue
+        if f[0] == "LISTEN":
+            queue = int(f[1])
+        else:
+            peers.add(f[4])
+    return queue, peers
+
+
+class Sampler(threading.Thread):
+    """Every `interval` s: accept queue + client connections of the port, and
+    VmRSS of rss_pid (whisk's front) if given."""
+    def __init__(self, port, rss_pid=None, interval=0.5):
+        super().__init__(daemon=True)
+        self.port, self.rss_pid, self.interval = port, rss_pid, interval
+        self.queue, self.rss, self.peers = [], [], set()
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.wait(self.interval):
+            q, peers = port_sockets(self.port)
+            if q is not None:
+                self.queue.append(q)
+            self.peers |= peers
+            if self.rss_pid:
+                r = vm_rss_kb(self.rss_pid)
+                if r:
+                    self.rss.append(r)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+
+def smoke_test(scenario, port, path):
+    """One real request (checked) and a keep-alive probe: three requests on one
+    connection; returns (error or None, keepalive bool)."""
+    body = b"x" * MIB if scenario == "big-post" else None
+    method = "POST" if body else "GET"
+    hdrs = {"Content-Type": "application/octet-stream"} if body else {}
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    ports = []
+    err = None
+    try:
+        for i in range(3):
+            try:
+                c.request(method, path, body=body, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException) as e:
+                if i == 0:
+                    err = "request failed: %s" % e
+                # later requests: the server closed the connection without
+                # saying so (no keep-alive); not a correctness problem here
+                ports.append(None)
+                break
+            err = err or check_response(scenario, r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+            ports.append(c.sock.getsockname()[1] if c.sock else None)
+            if c.sock is None:  # server said Connection: close
+                break
+    finally:
+        c.close()
+    keepalive = len(ports) == 3 and None not in ports and len(set(ports)) == 1
+    return err, keepalive
+
+
+# ----------------------------------------------------------------- wrk
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(out):
+    def num(pattern, cast=float, default=0):
+        m = re.search(pattern, out)
+        return cast(m.group(1)) if m else default
+    res = dict(rps=num(r"Requests/sec:\s+([\d.]+)"),
+               requests=num(r"(\d+) requests in", int),
+               non2xx=num(r"Non-2xx or 3xx responses:\s+(\d+)", int),
+               connect=0, read=0, write=0, timeout=0)
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res.update(connect=int(m.group(1)), read=int(m.group(2)),
+                   write=int(m.group(3)), timeout=int(m.group(4)))
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    res["p99_ms"] = float(m.group(1)) * _UNITS[m.group(2)] if m else None
+    res["errors"] = res["non2xx"] + res["connect"] + res["read"] + res["write"] + res["timeout"]
+    return res
+
+
+def wrk_argv(sc, port, duration):
+    argv = ["wrk", "-t2", "-c%d" % sc["conns"], "-d%ds" % duration, "--latency"]
+    if sc["lua"]:
+        argv += ["-s", sc["lua"]]
+    return argv + ["http://127.0.0.1:%d%s" % (port, sc["path"])]
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+
+def machine_busy_ticks():
+    """CPU ticks of the whole machine (/proc/stat, all CPUs) spent in processes
+    (user, nice, system) or stolen by the hypervisor. irq/softirq time is left
+    out: it is not charged to any process, and during a run it is mostly the
+    loopback traffic between wrk and the server, i.e. the benchmark itself."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return user + nice + system + steal
+
+
+def tree_ticks(pids):
+    """utime+stime ticks of the given processes (all their threads)."""
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            total += int(rest[11]) + int(rest[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def own_seconds():
+    t = os.times()  # this harness + its waited children (wrk, ss)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def wait_quiet(max_wait, threshold):
+    """Wait (up to max_wait s) until the machine's CPU use over 1 s is below
+    threshold % (the server under test is idle here). Returns the last %."""
+    deadline = time.time() + max_wait
+    while True:
+        b0, h0 = machine_busy_ticks(), own_seconds()
+        time.sleep(1.0)
+        pct = 100.0 * ((machine_busy_ticks() - b0) - (own_seconds() - h0) * HZ) / (HZ * NCPU)
+        if pct < threshold or time.time() >= deadline:
+            return pct
+
+
+def run_wrk(sc, srv, duration, rss_pid):
+    """One wrk run against srv; returns the parsed result plus samples and the
+    share of the machine's CPU used by *other* processes (not the server's
+    process tree, not wrk, not this harness) during the run."""
+    port = srv.port
+    sampler = Sampler(port, rss_pid)
+    pids = related_pids(srv.proc.pid)
+    opens0 = tcp_active_opens()
+    b0, s0, h0, t0 = machine_busy_ticks(), tree_ticks(pids), own_seconds(), time.time()
+    sampler.start()
+    p = subprocess.run(wrk_argv(sc, port, duration), capture_output=True, text=True,
+                       timeout=duration + 60)
+    sampler.stop()
+    pids1 = related_pids(srv.proc.pid)
+    b1, h1, t1 = machine_busy_ticks(), own_seconds(), time.time()
+    s1 = tree_ticks(pids | pids1)
+    opens = tcp_active_opens() - opens0
+    if p.returncode != 0 or "Requests/sec" not in p.stdout:
+        raise RuntimeError("wrk failed (%d): %s %s" % (p.returncode, p.stdout[-500:], p.stderr[-500:]))
+    res = parse_wrk(p.stdout)
+    res["conns_opened"] = opens  # machine-wide: includes other processes' connections
+    res["conns_seen"] = len(sampler.peers)  # distinct client connections seen in the samples
+    res["samples"] = len(sampler.queue)
+    cap = HZ * NCPU * (t1 - t0)
+    res["server_cpu_pct"] = 100.0 * (s1 - s0) / cap
+    res["others_cpu_pct"] = max(0.0, 100.0 * ((b1 - b0) - (s1 - s0) - (h1 - h0) * HZ) / cap)
+    q = sorted(sampler.queue)
+    res["acceptq_median"] = statistics.median(q) if q else 0
+    res["acceptq_max"] = max(q) if q else 0
+    res["rss_max_kb"] = max(sampler.rss) if sampler.rss else None
+    res["raw"] = p.stdout
+    return res
+
+
+# ----------------------------------------------------------------- benchmark loop
+CURRENT = []  # running Server objects, for cleanup on signals
+
+
+def cleanup(*_):
+    for s in list(CURRENT):
+        try:
+            s.stop()
+        except Exception as e:  # noqa: BLE001
+            print("cleanup: %s" % e, file=sys.stderr)
+    CURRENT.clear()
+
+
+def bench_one(server_name, scenario, args, tmp_root):
+    sc = SCENARIOS[scenario]
+    srv = Server(server_name, sc["app"], tmp_root)
+    row = dict(server=server_name, scenario=scenario, conns=sc["conns"], runs=args.runs,
+               duration=args.duration, warmup=args.warmup,
+               argv=srv.argv, port=srv.port,
+               date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    if server_name == "whisk":
+        row["build"] = whisk_build_info()
+    log("[%s/%s] starting: %s" % (scenario, server_name, " ".join(shlex.quote(a) for a in srv.argv)))
+    CURRENT.append(srv)
+    try:
+        srv.start()
+        srv.wait_ready(sc["path"])
+        err, ka = smoke_test(scenario, srv.port, sc["path"])
+        row["smoke_error"], row["keepalive_probe"] = err, ka
+        if err:
+            raise RuntimeError("%s answered wrongly: %s" % (server_name, err))
+        rss_pid = srv.proc.pid if (server_name == "whisk" and sc["rss"]) else None
+        if args.warmup > 0:
+            warm = run_wrk(sc, srv, args.warmup, rss_pid)
+            row["warmup_rss_max_kb"] = warm["rss_max_kb"]
+        runs = []
+        for i in range(args.runs):
+            # Other users of the machine distort results: wait for a quiet
+            # moment, and redo a run during which others used > --busy % CPU
+            # (keeping the least disturbed attempt if it never gets quiet).
+            attempts = []
+            for attempt in range(1 + args.retries):
+                wait_quiet(args.quiet_wait, args.busy)
+                r = run_wrk(sc, srv, args.duration, rss_pid)
+                attempts.append(r)
+                log("[%s/%s] run %d/%d: %.0f req/s, p99 %s ms, errors %d, conns seen %d "
+                    "(machine-wide opened %d), accept-q median %s, CPU server %.0f%% others %.0f%%"
+                    % (scenario, server_name, i + 1, args.runs, r["rps"], r["p99_ms"], r["errors"],
+                       r["conns_seen"], r["conns_opened"], r["acceptq_median"],
+                       r["server_cpu_pct"], r["others_cpu_pct"]))
+                if r["others_cpu_pct"] <= args.busy:
+                    break
+                log("[%s/%s]   machine busy (others %.0f%% > %g%%)%s"
+                    % (scenario, server_name, r["others_cpu_pct"], args.busy,
+                       ", retrying" if attempt < args.retries else ", keeping the least disturbed run"))
+            r = min(attempts, key=lambda a: a["others_cpu_pct"])
+            r["attempts"] = len(attempts)
+            runs.append(r)
+        row["runs_detail"] = [{k: v for k, v in r.items() if k != "raw"} for r in runs]
+        row["last_wrk_output"] = runs[-1]["raw"]
+        row["rps"] = statistics.median(r["rps"] for r in runs)
+        p99s = [r["p99_ms"] for r in runs if r["p99_ms"] is not None]
+        row["p99_ms"] = statistics.median(p99s) if p99s else None
+        row["errors"] = sum(r["errors"] for r in runs)
+        row["errors_detail"] = {k: sum(r[k] for r in runs) for k in ("non2xx", "connect", "read", "write", "timeout")}
+        row["requests"] = sum(r["requests"] for r in runs)
+        row["conns_opened"] = statistics.median(r["conns_opened"] for r in runs)
+        row["conns_seen"] = statistics.median(r["conns_seen"] for r in runs)
+        row["acceptq_median"] = statistics.median(r["acceptq_median"] for r in runs)
+        row["others_cpu_pct"] = statistics.median(r["others_cpu_pct"] for r in runs)
+        row["server_cpu_pct"] = statistics.median(r["server_cpu_pct"] for r in runs)
+        row["busy_threshold"] = args.busy
+        rss = [r["rss_max_kb"] for r in runs if r["rss_max_kb"]] + \
+              ([row["warmup_rss_max_kb"]] if row.get("warmup_rss_max_kb") else [])
+        row["rss_max_kb"] = max(rss) if rss else None
+    except Exception as e:  # noqa: BLE001
+        row["failed"] = str(e)
+        log("[%s/%s] FAILED: %s" % (scenario, server_name, e))
+    finally:
+        try:
+            srv.stop()
+        except Exception as e:  # noqa: BLE001
+            row["failed"] = (row.get("failed", "") + " / stop: %s" % e).strip(" /")
+            log("[%s/%s] STOP PROBLEM: %s" % (scenario, server_name, e))
+        if srv in CURRENT:
+            CURRENT.remove(srv)
+        shutil.rmtree(srv.tmp, ignore_errors=True)
+    return row
+
+
+def whisk_build_info():
+    """Which whisk was measured: its --version and the repo state it was built from."""
+    ver = sh("%s --version 2>&1 | head -n1" % shlex.quote(WHISK_BIN)) or "?"
+    rev = sh("git -C %s describe --always --dirty 2>/dev/null" % shlex.quote(REPO)) or "no commit"
+    return "%s; built by bench/run.sh from the working tree at git %s" % (ver, rev)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------- reporting
+def flags(row):
+    """Problems that make a row's number suspect (shown in the table)."""
+    out = []
+    if row.get("failed"):
+        return ["FAILED: %s" % row["failed"].splitlines()[0][:120]]
+    if row.get("errors"):
+        d = row["errors_detail"]
+        out.append("%d errors (%s)" % (row["errors"], ", ".join("%s %d" % (k, v) for k, v in d.items() if v)))
+    if row.get("others_cpu_pct", 0) > row.get("busy_threshold", 10.0):
+        out.append("machine busy: other processes used %.0f%% CPU" % row["others_cpu_pct"])
+    if keeps_alive(row) and row.get("acceptq_median", 0) > 0:
+        out.append("starves %g connections (accept queue)" % row["acceptq_median"])
+    return out
+
+
+def keeps_alive(row):
+    """wrk's C connections were reused for the whole run: few distinct client
+    connections were seen by sampling AND the machine-wide TCP open counter did
+    not grow like the request count (sampling alone misses connections that
+    live for a single request)."""
+    per_run = row["requests"] / max(1, row["runs"])
+    return (row.get("conns_seen", 0) <= 2 * row["conns"]
+            and row["conns_opened"] <= max(2 * row["conns"], 0.5 * per_run))
+
+
+def fmt_conns(row):
+    if keeps_alive(row):
+        extra = ""
+        if row["conns_opened"] > 2 * row["conns"]:
+            extra = ", ~%d TCP opens/run machine-wide" % row["conns_opened"]
+        return "%d seen (keep-alive%s)" % (row.get("conns_seen", row["conns"]), extra)
+    n = row["conns_opened"]
+    per_req = min(1.0, n / max(1, row["requests"] / max(1, row["runs"])))
+    return "~%s opened/run, ~%.0f%% of requests (no keep-alive)" % (
+        ("%.1fk" % (n / 1000.0)) if n >= 1000 else str(int(n)), 100 * per_req)
+
+
+def fmt_spread(row):
+    """(max - min) / median of the measured runs' req/s."""
+    v = [d["rps"] for d in row.get("runs_detail", [])]
+    if len(v) < 2 or not row["rps"]:
+        return "—"
+    return "%.0f%%" % (100.0 * (max(v) - min(v)) / row["rps"])
+
+
+def fmt_cpu(row):
+    if "server_cpu_pct" not in row:
+        return "?"
+    return "%.0f%% / %.0f%%" % (row["server_cpu_pct"], row["others_cpu_pct"])
+
+
+def fmt_rps(v):
+    return "{:,.0f}".format(v)
+
+
+def usable(row):
+    """A measured row whose number can be compared (no failure, errors, starvation)."""
+    return not row.get("failed") and not row.get("errors") and not any("starves" in f for f in flags(row))
+
+
+def best_peer(rows, among=None):
+    """Fastest usable peer among the default set (diagnostic variants excluded)."""
+    among = among or [s for s in DEFAULT_SERVERS if s != "whisk"]
+    peers = [r for r in rows if r["server"] in among and usable(r)]
+    return max(peers, key=lambda r: r["rps"]) if peers else None
+
+
+def scenario_table(scenario, rows):
+    sc = SCENARIOS[scenario]
+    rows = sorted(rows, key=lambda r: (r.get("failed") is not None, -r.get("rps", 0)))
+    whisk = next((r for r in rows if r["server"] == "whisk" and not r.get("failed")), None)
+    lines = ["### %s" % sc["title"], ""]
+    lines.append("| server | req/s (median) | spread | p99 latency | errors | TCP connections "
+                 "| CPU server / others | runs | whisk × | notes |")
+    lines.append("|---|---:|---:|---:|---:|---|---|---|---:|---|")
+    for r in rows:
+        name = r["server"] if r["server"] in DEFAULT_SERVERS else "%s *(diagnostic)*" % r["server"]
+        if r.get("failed"):
+            lines.append("| %s | — | — | — | — | — | — | — | — | ⚠ %s |" % (name, "; ".join(flags(r))))
+            continue
+        ratio = ""
+        if whisk and r["server"] != "whisk" and r["rps"]:
+            ratio = "%.2f×" % (whisk["rps"] / r["rps"])
+        notes = flags(r)
+        if r["server"] == "whisk" and r.get("rss_max_kb"):
+            notes.append("front RSS max %.1f MB" % (r["rss_max_kb"] / 1024.0))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt_rps(r["rps"]), fmt_spread(r),
+            ("%.2f ms" % r["p99_ms"]) if r["p99_ms"] is not None else "?",
+            ("⚠ %d" % r["errors"]) if r["errors"] else "0",
+            fmt_conns(r), fmt_cpu(r), "%d × %d s" % (r["runs"], r["duration"]), ratio, ("⚠ " if any(("error" in f) or ("starves" in f) or ("busy" in f) for f in notes) else "")
+            + "; ".join(notes)))
+    if not any(r["server"] == "whisk" for r in rows):
+        lines.append("| whisk | pending | | | | | | | | not measured yet (does not build / not run) |")
+    bp = best_peer(rows)
+    lines.append("")
+    if whisk and bp:
+        lines.append("whisk vs best peer (%s, %s req/s): **%.2f×**" % (bp["server"], fmt_rps(bp["rps"]), whisk["rps"] / bp["rps"]))
+    elif bp:
+        lines.append("Best peer: %s (%s req/s). whisk: pending." % (bp["server"], fmt_rps(bp["rps"])))
+    lines.append("")
+    lines.append("_wrk -t2 -c%d; each server: warm-up run (discarded), then the runs shown; medians._" % sc["conns"])
+    return "\n".join(lines)
+
+
+def targets_table(results):
+    """whisk's goals, evaluated on the stored results. A whisk row with errors
+    (or starvation) fails every target it is part of."""
+    def ratio_vs(sc, among=None):
+        rows = list(results.get(sc, {}).values())
+        w = results.get(sc, {}).get("whisk")
+        bp = best_peer(rows, among)
+        if not w or w.get("failed") or not bp:
+            return None, None, bp
+        return w, w["rps"] / bp["rps"], bp
+
+    def status(ok, text, w):
+        if not usable(w):
+            return "FAIL — whisk flagged (%s); %s" % ("; ".join(flags(w)), text)
+        return "%s — %s" % ("PASS" if ok else "FAIL", text)
+
+    lines = ["| target | status |", "|---|---|"]
+    w, ratio, bp = ratio_vs("hello", PEERS_FOR_HELLO_TARGET)
+    gr = results.get("hello", {}).get("granian")
+    gr = gr if gr and usable(gr) else None
+    if w:
+        ok = ratio >= 1.5 and (gr is None or w["rps"] > gr["rps"])
+        st = status(ok, "%.2f× %s%s" % (ratio, bp["server"],
+                                        (", %.2f× granian" % (w["rps"] / gr["rps"])) if gr else ""), w)
+    else:
+        st = "pending"
+    lines.append("| hello ≥ 1.5× best of gunicorn/uWSGI/mod_wsgi, and ahead of Granian | %s |" % st)
+    w, ratio, bp = ratio_vs("json")
+    st = status(ratio >= 1.1, "%.2f× %s" % (ratio, bp["server"]), w) if w else "pending"
+    lines.append("| Django JSON ≥ 1.1× best peer | %s |" % st)
+    parts, allok, wrows = [], True, []
+    for sc in SCENARIO_ORDER:
+        w, ratio, bp = ratio_vs(sc)
+        if w:
+            wrows.append(w)
+            allok &= ratio >= 1.0 and usable(w)
+            parts.append("%s %.2f× (%s)" % (sc, ratio, bp["server"]))
+    lines.append("| no scenario below 1.0× best peer | %s |" % (
+        ("%s — %s" % ("PASS" if allok else "FAIL", ", ".join(parts))) if wrows else "pending"))
+    rss = [r["rss_max_kb"] for r in (results.get(sc, {}).get("whisk") for sc in ("hello", "json"))
+           if r and not r.get("failed") and r.get("rss_max_kb")]
+    lines.append("| whisk front RSS < 30 MB (max during hello and JSON) | %s |" % (
+        ("%s — %.1f MB" % ("PASS" if max(rss) < 30 * 1024 else "FAIL", max(rss) / 1024.0)) if rss else "pending"))
+    return "\n".join(lines)
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def machine_info():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
+    return [
+        ("CPUs (nproc)", sh("nproc")),
+        ("CPU model", cpu),
+        ("Memory", mem),
+        ("Kernel", platform.release()),
+        ("OS", "Debian " + sh("cat /etc/debian_version")),
+        ("Python (bench/.venv: whisk, gunicorn, uWSGI, Granian)", sh("%s/bin/python -V" % VENV)),
+        ("Python (bench/.venv-system: Apache mod_wsgi)", sh("%s/bin/python -V" % VENV_SYS)),
+        ("Go", sh("go version")),
+        ("wrk", sh("dpkg-query -W -f='${Version}' wrk")),
+        ("Apache", sh("dpkg-query -W -f='${Version}' apache2")),
+        ("mod_wsgi (libapache2-mod-wsgi-py3)", sh("dpkg-query -W -f='${Version}' libapache2-mod-wsgi-py3")),
+    ]
+
+
+def pinned_versions():
+    out = []
+    for fn in ("requirements.txt", "requirements-system.txt"):
+        with open(os.path.join(BENCH, fn)) as f:
+            pins = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+        out.append((fn, pins))
+    return out
+
+
+def display_argv(row):
+    """Command line with machine-specific bits made readable."""
+    s = " ".join(shlex.quote(a) for a in row["argv"])
+    s = s.replace(":%d" % row["port"], ":PORT").replace("--port %d" % row["port"], "--port PORT")
+    s = s.replace(REPO + "/", "")
+    s = re.sub(r"/tmp/whisk-bench-\S*/", "$TMP/", s)
+    return s
+
+
+def render_docs(results, commands):
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    out = []
+    out.append("# whisk benchmarks")
+    out.append("")
+    out.append("<!-- Generated by bench/run.py; edit the template in bench/run.py, not this file. -->")
+    out.append("")
+    out.append("whisk (Go HTTP front + supervised Python WSGI workers) against the usual "
+               "Python WSGI servers, every one configured with **2 processes × 8 threads** "
+               "(gunicorn's sync worker has no threads), bound to 127.0.0.1, no access log.")
+    out.append("")
+    out.append("Produced by (last refreshed %s):" % now)
+    out.append("")
+    out.append("```sh")
+    out.extend(commands)
+    out.append("```")
+    out.append("")
+    out.append("## Targets")
+    out.append("")
+    out.append("whisk's goals; ratios are whisk's median req/s over the peer's. "
+               "\"Best peer\" is the fastest of gunicorn-sync, gunicorn-gthread, uwsgi, granian and apache, "
+               "ignoring rows flagged with errors or starved connections.")
+    out.append("")
+    out.append(targets_table(results))
+    out.append("")
+    out.append("whisk is work in progress: see \"Measured build\" under *Server command lines* "
+               "for the exact state these whisk numbers come from.")
+    out.append("")
+    out.append("## Results")
+    out.append("")
+    for sc in SCENARIO_ORDER:
+        rows = list(results.get(sc, {}).values())
+        if rows:
+            out.append(scenario_table(sc, rows))
+            out.append("")
+    out.append("Columns: *errors* = wrk's non-2xx responses + socket errors (connect/read/write/timeout), "
+               "summed over the measured runs; any non-zero value is flagged ⚠. "
+               "*TCP connections*: distinct client connections to the port seen by sampling "
+               "`ss` every 0.5 s during a run; equal to wrk's connection count when keep-alive works. "
+               "When it does not, the growth of the kernel's `Tcp: ActiveOpens` counter "
+               "(`/proc/net/snmp`, machine-wide, so approximate) per run is shown instead. "
+               "*spread* = (max − min) / median of the runs' req/s. "
+               "*CPU server / others* = share of the whole machine (100% = all CPUs) used during the run "
+               "by the server's process tree, and by processes that are neither the server, wrk nor "
+               "the harness (median over runs; a run with others > 10% is redone up to `--retries` times, "
+               "then the least disturbed attempt is kept, and the row is flagged if the median stays > 10%). "
+               "*whisk ×* = whisk req/s ÷ that server's req/s. "
+               "Servers marked *(diagnostic)* are alternative configurations kept for evidence "
+               "(see Fairness notes); they never count as \"best peer\".")
+    out.append("")
+    out.append("## Method")
+    out.append("")
+    out.append(METHOD_TEXT)
+    out.append("")
+    out.append("## Machine")
+    out.append("")
+    out.append("| | |")
+    out.append("|---|---|")
+    for k, v in machine_info():
+        out.append("| %s | %s |" % (k, v))
+    out.append("")
+    out.append("Pinned Python packages (`bench/requirements*.txt`):")
+    out.append("")
+    for fn, pins in pinned_versions():
+        out.append("- `%s`: %s" % (fn, ", ".join("`%s`" % p for p in pins)))
+    out.append("")
+    out.append("## Server command lines")
+    out.append("")
+    out.append("As run for the hello scenario (`PORT` is a free port picked per run; "
+               "other scenarios only change the app directory/module). Paths are relative to the repo root.")
+    out.append("")
+    seen = {}
+    for sc in SCENARIO_ORDER:
+        for name, row in results.get(sc, {}).items():
+            seen.setdefault(name, row)
+    for name in DEFAULT_SERVERS + [s for s in SERVERS if s not in DEFAULT_SERVERS]:
+        if name not in seen and name != "whisk":
+            continue
+        out.append("**%s** — %s" % (name, SERVER_NOTES[name]))
+        out.append("")
+        builds = sorted({r["build"] for rows in results.values() for n, r in rows.items()
+                         if n == name and r.get("build")})
+        if builds:
+            out.append("Measured build: %s." % "; ".join(builds))
+            out.append("")
+        out.append("```sh")
+        if name in seen:
+            out.append(display_argv(seen[name]))
+        else:
+            out.append("bench/.bin/whisk serve --bind 127.0.0.1:PORT --processes 2 --threads 8 "
+                       "--chdir bench/apps --python bench/.venv hello:application")
+        out.append("```")
+        out.append("")
+    out.append("Apache configuration (generated per run into a private temp dir, `bench/run.py` `APACHE_CONF`):")
+    out.append("")
+    out.append("```apache")
+    out.append(APACHE_CONF.format(tmp="$TMP", port="PORT", mods=APACHE_MODULES, mod_wsgi=MOD_WSGI_SO,
+                                  procs=PROCESSES, threads=THREADS, venv="bench/.venv-system",
+                                  appdir="bench/apps", script="bench/apps/hello.py").rstrip())
+    out.append("```")
+    out.append("")
+    out.append(FAIRNESS_TEXT)
+    return "\n".join(out) + "\n"
+
+
+METHOD_TEXT = """\
+- Load generator: `wrk -t2 -cC -dDs --latency URL` (`-s bench/post.lua` for the POST
+  scenario, which sends a 1 MiB body). **wrk runs on the same 2-core machine as the
+  server**, so the load generator and the server share the CPUs: absolute numbers are
+  lower than on separate machines and servers that use fewer CPU cycles per request
+  benefit twice. Relative comparisons are what these numbers are for.
+- Each (scenario, server) pair gets a freshly started server on a fresh port. The harness
+  waits until it answers, checks one real response (body, content type, JSON, 1 MiB length,
+  POST echo of 1048576) and that three requests reuse one connection, runs wrk once for
+  the warm-up (2 s, discarded), then N measured runs; the table shows the median req/s and
+  the median of the runs' p99 latency. The server's whole process group and every
+  descendant are then killed and the harness checks that nothing is left and the port is closed.
+- During the runs the harness samples (every 0.5 s, `ss -tn`) the accept queue of the
+  listening socket and the client connections to it, and, for whisk only, VmRSS of the
+  `whisk` front process (`/proc/PID/status`, max over the hello and JSON runs, warm-up
+  included); it also reads the TCP ActiveOpens counter and CPU tick counters
+  (`/proc/stat`, `/proc/PID/stat`) before and after each run.
+- Apps: `bench/apps/hello.py` (13-byte text/plain), `bench/apps/big.py` (1 MiB GET body;
+  POST reads the whole body and returns its length), `bench/djangoapp/` (`django-admin
+  startproject` output with DEBUG=False, ALLOWED_HOSTS=['*'], default middleware and
+  apps kept; `GET /json/` returns a small dict via `JsonResponse`, no database access).
+- **Noise.** The machine is a small VM shared with other work (builds and tests of other
+  engineers). Before each measured run the harness waits (up to 30 s) for a quiet second,
+  measures the CPU used by everything else during the run, redoes a disturbed run
+  (`--retries`, default 1) and flags rows where others still used > 10% of the CPU.
+  Even with nothing else running, repeated runs of one server differ: usually by less
+  than 10%, but by up to ~30% for some (see the *spread* column; Granian varies most),
+  so treat differences of that order as noise and re-run (`--runs 5`) before drawing
+  conclusions from a close call."""
+
+FAIRNESS_TEXT = """\
+## Fairness notes
+
+- **Same worker budget everywhere**: 2 processes × 8 threads. Every server also has
+  supervising/front processes of its own (whisk's Go front, gunicorn's arbiter, uWSGI's
+  master and HTTP router, Granian's main process, Apache's parent and event-MPM
+  children); they are not counted against the budget.
+- **gunicorn sync** has no threads (2 concurrent requests in total) and no keep-alive:
+  it answers `Connection: close`, so every request pays a TCP connect (see the
+  *TCP connections* column). `--keep-alive 5` is passed to both gunicorn variants but only the
+  gthread worker uses it.
+- **uWSGI keep-alive**: with `--http-socket` (workers speak HTTP themselves) uWSGI 2.0
+  closes the connection after every response, and without a `Connection: close` header,
+  so wrk reports each request as a socket *read* error; `--http-keepalive` (an option of
+  the separate HTTP router) and `--add-header "Connection: Keep-Alive"` do not change
+  that. `--http11-socket` does keep connections alive, but pins each worker thread to
+  one connection until it goes idle: at c=64 with 16 threads, 48 of wrk's connections sit
+  in the accept queue for the whole run and are never served. wrk does not report that
+  (it only counts completed requests), so its req/s and latency look excellent while 3/4
+  of the clients starve. The configuration benchmarked as `uwsgi` is therefore uWSGI's own
+  HTTP router (`--http --http-keepalive`) in front of the workers over a unix socket
+  (`--http-to`/`--socket`): real keep-alive, no starvation, and architecturally the
+  closest to whisk (front process + Python workers). The two other variants remain
+  available as `--servers uwsgi-http-socket,uwsgi-http11`; their hello rows are in the
+  table above, marked *(diagnostic)* (the `uwsgi-http11` req/s is what 16 of the 64
+  connections got).
+- **Apache**: `MaxKeepAliveRequests 0` (unlimited, Apache's default is 100) so
+  connections are reused as with the other servers; enough event-MPM threads for c=64;
+  no access log. mod_wsgi runs in daemon mode with Debian's mod_wsgi 4.9 and Debian's
+  Python 3.11.2 (the module is built against it), the others use pyenv's CPython 3.11.7.
+- **Granian**: `--runtime-threads` left at its default (1 per worker); access log off
+  (its default, made explicit).
+- **No other tuning**, for any server (whisk included): buffer sizes, backlogs, timeouts
+  are defaults. Example of what that leaves on the table: uWSGI's router reads the
+  workers' responses through a page-sized buffer (`--http-buffer-size`, 4 KiB); with
+  64 KiB its 1 MiB GET throughput roughly doubled in a quick check on this machine.
+- Starvation is flagged: a keep-alive server whose accept queue stays non-empty during
+  the run is leaving connections unserved."""
+
+
+def load_latest():
+    try:
+        with open(LATEST) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"results": {}, "commands": []}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+                    help="comma list from: %s (default: %%(default)s)" % ", ".join(SERVERS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIO_ORDER),
+                    help="comma list from: %s" % ", ".join(SCENARIO_ORDER))
+    ap.add_argument("--duration", type=int, default=10, help="seconds per measured run (10)")
+    ap.add_argument("--runs", type=int, default=3, help="measured runs, median reported (3)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up run seconds, 0 to skip (2)")
+    ap.add_argument("--busy", type=float, default=10.0,
+                    help="redo a run if other processes used more than this %% of the machine's CPU (10)")
+    ap.add_argument("--retries", type=int, default=1, help="extra attempts for a disturbed run (1)")
+    ap.add_argument("--quiet-wait", type=int, default=30,
+                    help="before each run, wait up to this many seconds for the machine to be quiet (30)")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--fresh", action="store_true",
+                    help="forget stored results (bench/results/latest.json) before merging")
+    ap.add_argument("--docs-only", action="store_true",
+                    help="only re-render docs/benchmarks.md from bench/results/latest.json")
+    args = ap.parse_args()
+
+    if args.docs_only:
+        latest = load_latest()
+        with open(DOCS, "w") as f:
+            f.write(render_docs(latest["results"], latest["commands"]))
+        log("wrote %s from %s" % (DOCS, LATEST))
+        return 0
+
+    servers = [s for s in args.servers.split(",") if s]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    for s in servers:
+        if s not in SERVERS:
+            ap.error("unknown server %r" % s)
+    for s in scenarios:
+        if s not in SCENARIOS:
+            ap.error("unknown scenario %r" % s)
+    if "whisk" in servers and not os.access(WHISK_BIN, os.X_OK):
+        log("whisk: %s not built (go build ./cmd/whisk failed or was not run) -- skipping whisk" % WHISK_BIN)
+        servers.remove("whisk")
+    if "apache" in servers and os.geteuid() != 0:
+        log("apache: needs root (User/Group www-data) -- skipping")
+        servers.remove("apache")
+    for tool in ("wrk", "ss"):
+        if not shutil.which(tool):
+            sys.exit("%s not found; run bench/run.sh (installs it)" % tool)
+
+    def interrupted(*_):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+    # SIGINT/SIGTERM unwind normally: the `finally` blocks stop the server
+    # under test (and wrk, via subprocess.run); nothing is written then.
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    tmp_root = tempfile.mkdtemp(prefix="whisk-bench-")
+    os.chmod(tmp_root, 0o755)
+    command = "bench/run.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = {}
+    try:
+        for sc in scenarios:
+            for name in servers:
+                results.setdefault(sc, {})[name] = bench_one(name, sc, args, tmp_root)
+    except KeyboardInterrupt:
+        log("interrupted: servers stopped, nothing written")
+        return 130
+    finally:
+        cleanup()
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with open(os.path.join(RESULTS_DIR, "run-%s.json" % stamp), "w") as f:
+        json.dump({"command": command, "results": results}, f, indent=1)
+
+    print()
+    for sc in SCENARIO_ORDER:
+        if sc in results:
+            print(scenario_table(sc, list(results[sc].values())))
+            print()
+
+    latest = {"results": {}, "commands": []} if args.fresh else load_latest()
+    for sc, rows in results.items():
+        for name, row in rows.items():
+            latest["results"].setdefault(sc, {})[name] = dict(row, command=command)
+    used = sorted({row["command"] for rows in latest["results"].values() for row in rows.values()})
+    latest["commands"] = used
+    with open(LATEST, "w") as f:
+        json.dump(latest, f, indent=1)
+    print(targets_table(latest["results"]))
+    if not args.no_docs:
+        with open(DOCS, "w") as f:
+            f.write(render_docs(latest["results"], used))
+        log("wrote %s" % DOCS)
+    failed = [(sc, n) for sc, rows in results.items() for n, r in rows.items() if r.get("failed")]
+    if failed:
+        log("FAILED: %s" % ", ".join("%s/%s" % x for x in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
