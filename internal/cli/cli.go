@@ -191,6 +191,7 @@ func serveFlags(cfg *config.Serve, stderr io.Writer) *flag.FlagSet {
 	fs.Var(durationFlag{&cfg.KeepAlive}, "keep-alive", "close keep-alive connections idle for this `DURATION`")
 	fs.StringVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "write an access log (Apache combined format) to `FILE`; - for stdout (default: none)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "server log `level`: debug, info, warn or error")
+	fs.StringVar(&cfg.CPUAffinity, "cpu-affinity", cfg.CPUAffinity, "pin each worker process to one CPU: `auto` (when processes >= CPUs), on or off")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: whisk serve [flags] APP
 
@@ -344,6 +345,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 		Processes:         cfg.Processes,
 		Threads:           cfg.Threads,
+		PinCPUs:           pinCPUs(&cfg, log),
 		MaxRequests:       cfg.MaxRequests,
 		MaxRequestsJitter: cfg.MaxRequestsJitter,
 		GracefulTimeout:   cfg.GracefulTimeout,
@@ -408,4 +410,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g.Stop(sctx)
 	log.Info("stopped")
 	return exitOK
+}
+
+// pinCPUs applies --cpu-affinity to the CPUs whisk may run on.
+func pinCPUs(cfg *config.Serve, log *slog.Logger) []int {
+	allowed, err := proc.AllowedCPUs()
+	if err != nil {
+		log.Warn("workers run unpinned", "error", err)
+		return nil
+	}
+	return cfg.PinCPUs(allowed)
 }

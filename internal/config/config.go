@@ -62,6 +62,9 @@ type Serve struct {
 	AccessLog string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// CPUAffinity is "auto" (pin each worker process to a CPU when there
+	// are at least as many processes as usable CPUs), "on" or "off".
+	CPUAffinity string
 }
 
 // Defaults returns a Serve with every default set.
@@ -81,6 +84,7 @@ func Defaults() Serve {
 		KeepAlive:         60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		LogLevel:          "info",
+		CPUAffinity:       "auto",
 	}
 }
 
@@ -130,6 +134,11 @@ func (s *Serve) Validate() error {
 			bad("--env %q: want KEY=VALUE", kv)
 		}
 	}
+	switch s.CPUAffinity {
+	case "auto", "on", "off":
+	default:
+		bad("--cpu-affinity %q: want auto, on or off", s.CPUAffinity)
+	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -166,4 +175,19 @@ func Interpreter(python string) (exe, venv string, err error) {
 		return "", "", fmt.Errorf("--python %q: %w", python, err)
 	}
 	return abs, "", nil
+}
+
+// PinCPUs returns the CPUs to pin worker processes to under the
+// CPUAffinity setting, given the CPUs whisk may use; nil means no pinning.
+// "auto" pins only when every CPU gets a worker (processes >= CPUs): a
+// process's threads then hand the GIL to each other on one core, which
+// costs far less than across cores, and no CPU is left idle.
+func (s *Serve) PinCPUs(allowed []int) []int {
+	switch {
+	case s.CPUAffinity == "on" && len(allowed) > 0:
+		return allowed
+	case s.CPUAffinity == "auto" && len(allowed) > 1 && s.Processes >= len(allowed):
+		return allowed
+	}
+	return nil
 }

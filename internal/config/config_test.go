@@ -1,9 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,6 +303,32 @@ func TestInterpreter(t *testing.T) {
 			}
 			if !filepath.IsAbs(exe) {
 				t.Errorf("exe %q is not absolute", exe)
+			}
+		})
+	}
+}
+
+func TestPinCPUs(t *testing.T) {
+	tests := []struct {
+		mode      string
+		processes int
+		allowed   []int
+		want      []int
+	}{
+		{"auto", 2, []int{0, 1}, []int{0, 1}},
+		{"auto", 4, []int{0, 1}, []int{0, 1}},
+		{"auto", 1, []int{0, 1}, nil}, // a CPU would sit idle: leave it to the kernel
+		{"auto", 1, []int{3}, nil},    // one CPU: nothing to choose
+		{"on", 1, []int{0, 1}, []int{0, 1}},
+		{"on", 1, nil, nil},
+		{"off", 8, []int{0, 1}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d/%v", tt.mode, tt.processes, tt.allowed), func(t *testing.T) {
+			s := Defaults()
+			s.CPUAffinity, s.Processes = tt.mode, tt.processes
+			if got := s.PinCPUs(tt.allowed); !slices.Equal(got, tt.want) {
+				t.Fatalf("PinCPUs = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// GracefulTimeout bounds how long a stopping worker may finish its
 	// requests before it is terminated.
 	GracefulTimeout time.Duration
+	// PinCPUs, when not empty, are the CPUs workers are pinned to: each new
+	// worker gets the one fewest live workers hold. Empty leaves workers
+	// free to move between CPUs.
+	PinCPUs []int
 	// Log is the group's logger.
 	Log *slog.Logger
 }
@@ -104,6 +108,7 @@ type worker struct {
 	replaced bool // a replacement has been started (or is not wanted)
 
 	stopStarted bool // retire has been called
+	cpu         int  // the CPU it is pinned to, or -1
 }
 
 // Group is a supervised set of worker processes. Its methods are safe for
@@ -121,6 +126,8 @@ type Group struct {
 	failures int // consecutive short-lived workers, for backoff
 	changed  chan struct{}
 
+	cpuUse map[int]int // workers (live or starting) pinned to each CPU
+
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
 	done   chan struct{} // closed by Stop: ends respawn backoffs
@@ -133,7 +140,35 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 	log := cfg.Log.With("group", cfg.Name)
 	cfg.Spec.Log = log
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Group{cfg: cfg, spawner: spawner, log: log, changed: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	return &Group{cfg: cfg, spawner: spawner, log: log, changed: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}), cpuUse: map[int]int{}}
+}
+
+// reserveCPULocked picks the pinned CPU for a new worker: the one fewest
+// workers hold (the first on a tie). It returns -1 when pinning is off.
+func (g *Group) reserveCPULocked() int {
+	best := -1
+	for _, c := range g.cfg.PinCPUs {
+		if best < 0 || g.cpuUse[c] < g.cpuUse[best] {
+			best = c
+		}
+	}
+	if best >= 0 {
+		g.cpuUse[best]++
+	}
+	return best
+}
+
+func (g *Group) releaseCPULocked(cpu int) {
+	if cpu >= 0 {
+		g.cpuUse[cpu]--
+	}
+}
+
+// spec returns the process spec for a worker pinned to cpu (-1: unpinned).
+func (g *Group) spec(cpu int) proc.Spec {
+	spec := g.cfg.Spec
+	spec.Pin, spec.CPU = cpu >= 0, cpu
+	return spec
 }
 
 // Start spawns every worker and waits until all are ready. If one cannot
@@ -143,15 +178,19 @@ func (g *Group) Start(ctx context.Context) error {
 	type result struct {
 		p   *proc.Process
 		err error
+		cpu int
 	}
 	results := make(chan result, g.cfg.Processes)
 	for i := 0; i < g.cfg.Processes; i++ {
+		g.mu.Lock()
+		cpu := g.reserveCPULocked()
+		g.mu.Unlock()
 		go func() {
-			p, err := g.spawner.Start(ctx, g.cfg.Spec)
-			results <- result{p, err}
+			p, err := g.spawner.Start(ctx, g.spec(cpu))
+			results <- result{p, err, cpu}
 		}()
 	}
-	var started []*proc.Process
+	var started []result
 	var firstErr error
 	for i := 0; i < g.cfg.Processes; i++ {
 		r := <-results
@@ -159,27 +198,33 @@ func (g *Group) Start(ctx context.Context) error {
 			if firstErr == nil {
 				firstErr = r.err
 			}
+			g.mu.Lock()
+			g.releaseCPULocked(r.cpu)
+			g.mu.Unlock()
 			continue
 		}
-		started = append(started, r.p)
+		started = append(started, r)
 	}
 	if firstErr != nil {
-		for _, p := range started {
-			p.Close()
-			p.Kill()
+		g.mu.Lock()
+		for _, r := range started {
+			r.p.Close()
+			r.p.Kill()
+			g.releaseCPULocked(r.cpu)
 		}
+		g.mu.Unlock()
 		return firstErr
 	}
-	for _, p := range started {
-		g.add(p, nil)
+	for _, r := range started {
+		g.add(r.p, nil, r.cpu)
 	}
 	return nil
 }
 
 // add registers a ready process and hands its slots to waiting requests.
 // When it replaces old, old starts retiring.
-func (g *Group) add(p *proc.Process, old *worker) {
-	w := &worker{p: p, state: StateReady}
+func (g *Group) add(p *proc.Process, old *worker, cpu int) {
+	w := &worker{p: p, state: StateReady, cpu: cpu}
 	if g.cfg.MaxRequests > 0 {
 		w.limit = g.cfg.MaxRequests
 		if g.cfg.MaxRequestsJitter > 0 {
@@ -191,6 +236,7 @@ func (g *Group) add(p *proc.Process, old *worker) {
 	}
 	g.mu.Lock()
 	if g.stopping {
+		g.releaseCPULocked(cpu)
 		g.mu.Unlock()
 		g.retire(w) // synchronously: Stop waits for spawns in progress
 		return
@@ -365,6 +411,7 @@ func (g *Group) watch(w *worker) {
 	prev := w.state
 	w.state = StateDead
 	w.idle = nil
+	g.releaseCPULocked(w.cpu)
 	for i, x := range g.workers {
 		if x == w {
 			g.workers = append(g.workers[:i], g.workers[i+1:]...)
@@ -395,14 +442,19 @@ func (g *Group) watch(w *worker) {
 // worker is ready.
 func (g *Group) spawnLocked(old *worker) {
 	g.spawning++
+	cpu := g.reserveCPULocked()
 	delay := time.Duration(0)
 	if g.failures > 0 && old == nil {
 		delay = min(100*time.Millisecond<<min(g.failures-1, 7), 10*time.Second)
 	}
 	go func() {
+		added := false
 		defer func() {
 			g.mu.Lock()
 			g.spawning--
+			if !added {
+				g.releaseCPULocked(cpu)
+			}
 			g.notifyLocked()
 			g.mu.Unlock()
 		}()
@@ -420,9 +472,10 @@ func (g *Group) spawnLocked(old *worker) {
 			if stopping {
 				return
 			}
-			p, err := g.spawner.Start(g.ctx, g.cfg.Spec)
+			p, err := g.spawner.Start(g.ctx, g.spec(cpu))
 			if err == nil {
-				g.add(p, old)
+				added = true // add owns the CPU now (it releases it if stopping)
+				g.add(p, old, cpu)
 				return
 			}
 			if g.ctx.Err() != nil {
@@ -450,6 +503,7 @@ type Snapshot struct {
 	State  State
 	Busy   int
 	Served int
+	CPU    int // pinned CPU, or -1
 }
 
 // Workers returns a snapshot of the live workers.
@@ -458,7 +512,7 @@ func (g *Group) Workers() []Snapshot {
 	defer g.mu.Unlock()
 	out := make([]Snapshot, 0, len(g.workers))
 	for _, w := range g.workers {
-		out = append(out, Snapshot{PID: w.p.PID, State: w.state, Busy: w.busy, Served: w.served})
+		out = append(out, Snapshot{PID: w.p.PID, State: w.state, Busy: w.busy, Served: w.served, CPU: w.cpu})
 	}
 	return out
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/whisktest"
 	"github.com/whiskserver/whisk/internal/whisktest/fakeworker"
+
+	"golang.org/x/sys/unix"
 )
 
 // fixture is a Group of fake workers whose behaviour is read from a mode
@@ -781,5 +783,49 @@ func TestStateString(t *testing.T) {
 		if got := s.String(); got != want {
 			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
 		}
+	}
+}
+
+// Pinned workers get distinct CPUs, and a respawned worker takes the CPU
+// its predecessor left; the kernel's own affinity mask says so.
+func TestPinCPUs(t *testing.T) {
+	t.Parallel()
+	allowed, err := proc.AllowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allowed) < 2 {
+		t.Skipf("needs two usable CPUs, have %v", allowed)
+	}
+	cpus := allowed[:2]
+	f := startGroup(t, "ok", Config{Processes: 2, Threads: 2, PinCPUs: cpus})
+	check := func() map[int]int {
+		t.Helper()
+		got := map[int]int{} // cpu -> pid
+		for _, w := range f.g.Workers() {
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(w.PID, &set); err != nil {
+				t.Fatalf("affinity of %d: %v", w.PID, err)
+			}
+			if set.Count() != 1 || !set.IsSet(w.CPU) {
+				t.Fatalf("worker %d: Workers() says CPU %d, kernel mask has %d CPUs", w.PID, w.CPU, set.Count())
+			}
+			got[w.CPU] = w.PID
+		}
+		if len(got) != 2 || got[cpus[0]] == 0 || got[cpus[1]] == 0 {
+			t.Fatalf("workers on CPUs %v, want one on each of %v", got, cpus)
+		}
+		return got
+	}
+	before := check()
+	victim := before[cpus[1]]
+	syscall.Kill(victim, syscall.SIGKILL)
+	whisktest.WaitFor(t, 10*time.Second, "waiting for the replacement", func() bool {
+		ps := f.pids()
+		return len(ps) == 2 && f.settled() && !slices.Contains(ps, victim)
+	})
+	after := check()
+	if after[cpus[0]] != before[cpus[0]] {
+		t.Errorf("the survivor moved: %v -> %v", before, after)
 	}
 }

@@ -50,6 +50,12 @@ type Spec struct {
 	Window int
 	// StartupTimeout bounds the wait for the app to import.
 	StartupTimeout time.Duration
+	// Pin, when set, restricts the worker (all its threads) to CPU.
+	// Pinning keeps GIL handoffs between a process's threads on one core,
+	// where they are cheap (see docs/architecture.md).
+	Pin bool
+	// CPU is the CPU to pin to when Pin is set.
+	CPU int
 	// Log receives the worker's output and lifecycle events.
 	Log *slog.Logger
 }
@@ -173,6 +179,13 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p := &Process{PID: cmd.Process.Pid, cmd: cmd, control: ctl, done: make(chan struct{}), started: time.Now()}
 	p.log = spec.Log.With("pid", p.PID)
+	if spec.Pin {
+		// The child is still importing on its main thread; the threads it
+		// starts for its channels inherit the mask.
+		if err := pin(p.PID, spec.CPU); err != nil {
+			p.log.Warn("cannot pin worker to a CPU; it runs unpinned", "error", err)
+		}
+	}
 	tail := &tailBuffer{max: 40}
 	p.output.Add(1)
 	go p.copyOutput(outR, tail)
