@@ -36,6 +36,7 @@ type Conn struct {
 	buf  []byte
 	r, w int
 	oob  []byte
+	pend *pending // a large frame interrupted by a deadline
 
 	fdmu      sync.Mutex // guards fds and closed: Close may race the reader
 	fds       []int
@@ -100,62 +101,80 @@ func (c *Conn) takeRights(oob []byte) error {
 
 // ReadFrame reads the next frame. It returns io.EOF when the peer closed the
 // socket between frames and io.ErrUnexpectedEOF when it closed mid-frame.
+//
+// An error from a passed read deadline loses nothing: the bytes of a frame
+// read so far are kept, and the next ReadFrame carries on with that frame.
 func (c *Conn) ReadFrame() (Frame, error) {
-	for c.w-c.r < HeaderSize {
-		if err := c.compactAndFill(HeaderSize); err != nil {
-			if errors.Is(err, io.EOF) && c.w > c.r {
-				err = io.ErrUnexpectedEOF
+	if c.pend == nil {
+		for c.w-c.r < HeaderSize {
+			if err := c.compactAndFill(HeaderSize); err != nil {
+				if errors.Is(err, io.EOF) && c.w > c.r {
+					err = io.ErrUnexpectedEOF
+				}
+				return Frame{}, err
 			}
+		}
+		h, err := ParseHeader(c.buf[c.r:c.w])
+		if err != nil {
 			return Frame{}, err
 		}
-	}
-	h, err := ParseHeader(c.buf[c.r:c.w])
-	if err != nil {
-		return Frame{}, err
-	}
-	c.r += HeaderSize
-	need := int(h.Length)
-	var payload []byte
-	if need <= len(c.buf) {
-		for c.w-c.r < need {
-			if err := c.compactAndFill(need); err != nil {
-				return Frame{}, eofMidFrame(err)
-			}
-		}
-		payload = c.buf[c.r : c.r+need]
-		c.r += need
-	} else {
-		// A payload larger than the buffer gets its own slice.
-		payload = make([]byte, need)
-		n := copy(payload, c.buf[c.r:c.w])
-		c.r += n
-		for n < need {
-			m, oobn, _, _, err := c.uc.ReadMsgUnix(payload[n:], c.oob)
-			m, oobn = max(m, 0), max(oobn, 0)
-			if oobn > 0 {
-				if perr := c.takeRights(c.oob[:oobn]); perr != nil {
-					return Frame{}, perr
+		need := int(h.Length)
+		if need+HeaderSize <= len(c.buf) {
+			for c.w-c.r < HeaderSize+need {
+				if err := c.compactAndFill(HeaderSize + need); err != nil {
+					return Frame{}, eofMidFrame(err)
 				}
 			}
-			n += m
-			if m == 0 {
-				if err == nil || errors.Is(err, io.EOF) {
-					err = io.EOF
-				}
-				return Frame{}, eofMidFrame(err)
+			payload := c.buf[c.r+HeaderSize : c.r+HeaderSize+need]
+			c.r += HeaderSize + need
+			return c.finish(Frame{Header: h, Payload: payload})
+		}
+		// A payload larger than the buffer gets its own slice, filled
+		// across calls if a deadline interrupts it.
+		c.r += HeaderSize
+		p := &pending{h: h, payload: make([]byte, need)}
+		p.n = copy(p.payload, c.buf[c.r:c.w])
+		c.r += p.n
+		c.pend = p
+	}
+	p := c.pend
+	for p.n < len(p.payload) {
+		m, oobn, _, _, err := c.uc.ReadMsgUnix(p.payload[p.n:], c.oob)
+		m, oobn = max(m, 0), max(oobn, 0) // -1 on errors such as a passed deadline
+		if oobn > 0 {
+			if perr := c.takeRights(c.oob[:oobn]); perr != nil {
+				return Frame{}, perr
 			}
 		}
+		p.n += m
+		if m == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			return Frame{}, eofMidFrame(err)
+		}
 	}
-	f := Frame{Header: h, Payload: payload, Owned: need > len(c.buf)}
-	if h.Type == TypeFile || h.Type == TypeChannel {
+	c.pend = nil
+	return c.finish(Frame{Header: p.h, Payload: p.payload, Owned: true})
+}
+
+// pending is a large frame partly read.
+type pending struct {
+	h       Header
+	payload []byte
+	n       int
+}
+
+// finish attaches the descriptor a FILE or CHANNEL frame carries.
+func (c *Conn) finish(f Frame) (Frame, error) {
+	if f.Type == TypeFile || f.Type == TypeChannel {
 		c.fdmu.Lock()
+		defer c.fdmu.Unlock()
 		if len(c.fds) == 0 {
-			c.fdmu.Unlock()
-			return Frame{}, fmt.Errorf("%w: %s frame arrived without a file descriptor", ErrMalformed, h.Type)
+			return Frame{}, fmt.Errorf("%w: %s frame arrived without a file descriptor", ErrMalformed, f.Type)
 		}
 		f.File = os.NewFile(uintptr(c.fds[0]), "wire-fd")
 		c.fds = c.fds[1:]
-		c.fdmu.Unlock()
 	}
 	return f, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/wire")
@@ -390,6 +392,49 @@ func TestGolden(t *testing.T) {
 			}
 			if !bytes.Equal(wantJSON, desc) {
 				t.Errorf("%s differs from the decoded frames:\n%s", jsonPath, desc)
+			}
+		})
+	}
+}
+
+// A read deadline that fires in the middle of a frame loses no bytes: the
+// next ReadFrame returns the whole frame, then the next one in order.
+func TestConnDeadlineMidFrame(t *testing.T) {
+	for _, size := range []int{10, readBufSize - HeaderSize, 3*readBufSize + 7} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			a, bFile, err := Pair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := FileConn(bFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			payload := bytes.Repeat([]byte("x"), size)
+			frame := AppendFrame(nil, TypeData, FlagEnd, 1, payload)
+			frame = AppendFrame(frame, TypeData, 0, 2, []byte("next"))
+			for _, cut := range []int{5, HeaderSize + size/2} { // inside the header, inside the payload
+				if err := a.Write(frame[:cut]); err != nil {
+					t.Fatal(err)
+				}
+				b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				if _, err := b.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("cut at %d: got %v, want a deadline error", cut, err)
+				}
+				b.SetReadDeadline(time.Time{})
+				if err := a.Write(frame[cut:]); err != nil {
+					t.Fatal(err)
+				}
+				f, err := b.ReadFrame()
+				if err != nil || f.Stream != 1 || !bytes.Equal(f.Payload, payload) {
+					t.Fatalf("cut at %d: after the deadline got stream %d, %d bytes, %v", cut, f.Stream, len(f.Payload), err)
+				}
+				f, err = b.ReadFrame()
+				if err != nil || f.Stream != 2 || string(f.Payload) != "next" {
+					t.Fatalf("cut at %d: the following frame: stream %d %q %v", cut, f.Stream, f.Payload, err)
+				}
 			}
 		})
 	}
