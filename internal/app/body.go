@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,57 +10,114 @@ import (
 )
 
 // body is a request body read whole by the front before a worker slot is
-// taken: in memory up to the handler's BodyMemory, then in an unlinked
-// temp file. Either way it is a ReaderAt of known size.
+// taken: in memory when it fits the per-request threshold and the memory
+// budget shared by all requests, else in an unlinked temp file. Either way
+// it is a ReaderAt of known size.
 type body struct {
-	mem  *bytes.Buffer
-	file *os.File
-	size int64
+	mem      []byte // the body, when in memory (from bodyBufs)
+	pooled   *[]byte
+	file     *os.File
+	size     int64
+	reserved int64 // bytes held against Handler.memInUse
+	h        *Handler
 }
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // errTooLarge reports a body over MaxBodySize.
 var errTooLarge = errors.New("request body too large")
 
+// bodyBufs pools body buffers by size class (powers of two from 4 KiB), so
+// the pages stay warm instead of being faulted in and zeroed per request.
+var bodyBufs [12]sync.Pool
+
+func bodyClass(n int) int {
+	c := 0
+	for size := 4 << 10; size < n && c < len(bodyBufs)-1; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+func getBodyBuf(n int) *[]byte {
+	c := bodyClass(n)
+	if p, ok := bodyBufs[c].Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, max(n, (4<<10)<<c))
+	return &b
+}
+
+// reserve counts n bytes against the in-memory budget, if they fit.
+func (h *Handler) reserve(n int64) bool {
+	for {
+		cur := h.memInUse.Load()
+		if cur+n > h.BodyMemoryTotal {
+			return false
+		}
+		if h.memInUse.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
 // readBody reads r.Body fully. The caller must call close.
 func (h *Handler) readBody(r *http.Request) (*body, error) {
-	b := &body{}
+	b := &body{h: h}
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return b, nil
 	}
 	limited := io.LimitReader(r.Body, h.MaxBodySize+1)
-	b.mem = bufPool.Get().(*bytes.Buffer)
-	b.mem.Reset()
-	n, err := b.mem.ReadFrom(io.LimitReader(limited, h.BodyMemory+1))
-	b.size = n
-	if err != nil {
-		b.close()
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if n <= h.BodyMemory {
-		if n > h.MaxBodySize {
+	// A known length that fits: one buffer, read with a few large reads.
+	if n := r.ContentLength; n > 0 && n <= h.BodyMemory && h.reserve(n) {
+		b.reserved = n
+		b.pooled = getBodyBuf(int(n))
+		m, err := io.ReadFull(limited, *b.pooled)
+		b.mem, b.size = (*b.pooled)[:m], int64(m)
+		if err != nil {
 			b.close()
-			return nil, errTooLarge
+			return nil, fmt.Errorf("read request body: %w", err)
 		}
 		return b, nil
 	}
-	// Past the memory threshold: spill to a temp file in the 0700 body
-	// directory, unlinked at once so nothing is left behind on a crash.
+	// Unknown length (chunked): memory up to the threshold, then the file.
+	var head []byte
+	if r.ContentLength < 0 && h.reserve(h.BodyMemory+1) {
+		b.reserved = h.BodyMemory + 1
+		b.pooled = getBodyBuf(int(h.BodyMemory + 1))
+		m, err := io.ReadFull(limited, *b.pooled)
+		b.size = int64(m)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			if b.size > h.MaxBodySize {
+				b.close()
+				return nil, errTooLarge
+			}
+			b.mem = (*b.pooled)[:m]
+			return b, nil
+		case err != nil:
+			b.close()
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		head = (*b.pooled)[:m]
+	}
+	// Past the threshold or the budget: spool to the 0700 body directory,
+	// unlinked at once so nothing is left behind on a crash.
 	f, err := os.CreateTemp(h.TempDir, "body-")
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("spool request body: %w", err)
 	}
 	os.Remove(f.Name())
+	_, err = f.Write(head)
+	b.releaseMem()
 	b.file = f
-	if _, err := f.Write(b.mem.Bytes()); err != nil {
+	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("spool request body: %w", err)
 	}
-	bufPool.Put(b.mem)
-	b.mem = nil
-	m, err := io.Copy(f, limited)
+	buf := sendBufs.Get().(*[]byte)
+	m, err := io.CopyBuffer(f, limited, *buf) // large reads and writes: a few syscalls per MiB
+	sendBufs.Put(buf)
 	b.size += m
 	if err != nil {
 		b.close()
@@ -79,10 +135,10 @@ func (b *body) ReadAt(p []byte, off int64) (int, error) {
 	if b.file != nil {
 		return b.file.ReadAt(p, off)
 	}
-	if b.mem == nil || off >= int64(b.mem.Len()) {
+	if off >= int64(len(b.mem)) {
 		return 0, io.EOF
 	}
-	n := copy(p, b.mem.Bytes()[off:])
+	n := copy(p, b.mem[off:])
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -94,8 +150,8 @@ func (b *body) prefix(n int64) ([]byte, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if b.mem != nil {
-		return b.mem.Bytes()[:n], nil
+	if b.file == nil {
+		return b.mem[:n], nil
 	}
 	p := make([]byte, n)
 	_, err := b.file.ReadAt(p, 0)
@@ -105,11 +161,20 @@ func (b *body) prefix(n int64) ([]byte, error) {
 	return p, err
 }
 
-func (b *body) close() {
-	if b.mem != nil && b.mem.Cap() <= 1<<20 {
-		bufPool.Put(b.mem)
+// releaseMem returns the memory buffer and its budget.
+func (b *body) releaseMem() {
+	if b.pooled != nil {
+		bodyBufs[bodyClass(cap(*b.pooled))].Put(b.pooled)
+		b.pooled, b.mem = nil, nil
 	}
-	b.mem = nil
+	if b.reserved > 0 {
+		b.h.memInUse.Add(-b.reserved)
+		b.reserved = 0
+	}
+}
+
+func (b *body) close() {
+	b.releaseMem()
 	if b.file != nil {
 		b.file.Close()
 		b.file = nil

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whiskserver/whisk/internal/group"
@@ -35,9 +36,13 @@ type Handler struct {
 	Timeout time.Duration
 	// MaxBodySize is the largest request body accepted (413 beyond).
 	MaxBodySize int64
-	// BodyMemory is how much of a request body is held in memory before
-	// the rest goes to a temp file.
+	// BodyMemory is the largest request body held in memory; a larger one
+	// goes to a temp file.
 	BodyMemory int64
+	// BodyMemoryTotal bounds the memory all request bodies in flight may
+	// hold together; past it, bodies go to temp files. It keeps slow
+	// uploads from exhausting memory.
+	BodyMemoryTotal int64
 	// TempDir is the 0700 directory for spooled request and response bodies.
 	TempDir string
 	// Window is the response credit per stream the workers were given:
@@ -45,9 +50,15 @@ type Handler struct {
 	Window int
 	// Log receives errors the client cannot see.
 	Log *slog.Logger
+
+	memInUse atomic.Int64 // bytes of request bodies held in memory
 }
 
 var builders = sync.Pool{New: func() any { return new(wire.RequestBuilder) }}
+
+// sendBufs holds the buffers large request bodies are sent to workers
+// through; kept warm, they cost no page faults.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -113,8 +124,8 @@ type exchange struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	body    *body
-	sent    int64  // request body bytes sent so far
-	sendBuf []byte // reused for DATA frames of a large request body
+	sent    int64   // request body bytes sent so far
+	sendBuf *[]byte // from sendBufs, for DATA frames of a large request body
 
 	sp *spool // the streamed response, when there is one
 
@@ -249,9 +260,9 @@ func (ex *exchange) sendBody(payload []byte) error {
 	for n > 0 && ex.sent < ex.body.size {
 		chunk := min(int64(n), ex.body.size-ex.sent, 256<<10)
 		if ex.sendBuf == nil {
-			ex.sendBuf = make([]byte, 256<<10)
+			ex.sendBuf = sendBufs.Get().(*[]byte)
 		}
-		buf := ex.sendBuf[:chunk]
+		buf := (*ex.sendBuf)[:chunk]
 		if _, err := ex.body.ReadAt(buf, ex.sent); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read spooled body: %w", err)
 		}
@@ -276,6 +287,10 @@ func (ex *exchange) release(healthy bool) {
 		return
 	}
 	ex.released = true
+	if ex.sendBuf != nil {
+		sendBufs.Put(ex.sendBuf)
+		ex.sendBuf = nil
+	}
 	if healthy {
 		ex.conn.SetReadDeadline(time.Time{})
 	}
@@ -374,6 +389,7 @@ func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
 		}
 		ex.w.WriteHeader(status)
 		ex.w.Write(first)
+		f.Release()
 		return
 	}
 	ex.stream_(ctx, status, first)
@@ -573,7 +589,10 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 		}
 		switch f.Type {
 		case wire.TypeData:
-			if err := sp.putData(f.Payload); err != nil {
+			err := sp.putData(f.Payload)
+			n := len(f.Payload)
+			f.Release() // putData copied it
+			if err != nil {
 				ex.h.Log.Error("cannot spool a response", "error", err)
 				ex.cancel()
 				sp.putItem(item{err: err})
@@ -582,7 +601,7 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 					return
 				}
 			}
-			ex.received(len(f.Payload))
+			ex.received(n)
 		case wire.TypeFile:
 			rng, err := wire.ParseFile(f.Payload)
 			if err != nil {

@@ -186,7 +186,7 @@ func serveFlags(cfg *config.Serve, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxRequests, "max-requests", cfg.MaxRequests, "restart a worker after this many `requests` (0: never); the replacement is ready first")
 	fs.IntVar(&cfg.MaxRequestsJitter, "max-requests-jitter", cfg.MaxRequestsJitter, "add a random 0..`N` to each worker's --max-requests")
 	fs.Var(sizeFlag{&cfg.MaxBodySize}, "max-body-size", "largest request body accepted, a `SIZE` like 10M (413 beyond)")
-	fs.Var(sizeFlag{&cfg.BodyMemory}, "body-buffer-size", "`SIZE` of a request body kept in memory before the rest is spooled to a temp file")
+	fs.Var(sizeFlag{&cfg.BodyMemory}, "body-buffer-size", "largest request body kept in memory (`SIZE`); larger ones are spooled to a temp file; all bodies in memory together are bounded by 64 times this")
 	fs.Var(durationFlag{&cfg.ReadHeaderTimeout}, "header-timeout", "`DURATION` a client may take to send a request head")
 	fs.Var(durationFlag{&cfg.KeepAlive}, "keep-alive", "close keep-alive connections idle for this `DURATION`")
 	fs.StringVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "write an access log (Apache combined format) to `FILE`; - for stdout (default: none)")
@@ -312,9 +312,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Timeout:     cfg.Timeout,
 		MaxBodySize: cfg.MaxBodySize,
 		BodyMemory:  cfg.BodyMemory,
-		TempDir:     tmp,
-		Window:      cfg.ResponseWindow,
-		Log:         log,
+		// Slow uploads hold their buffers: 64 of them at the threshold,
+		// then bodies go to disk.
+		BodyMemoryTotal: 64 * cfg.BodyMemory,
+		TempDir:         tmp,
+		Window:          cfg.ResponseWindow,
+		Log:             log,
 	}
 	srv, err := front.New(front.Config{
 		Binds:             cfg.Binds,

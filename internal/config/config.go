@@ -46,8 +46,9 @@ type Serve struct {
 	MaxRequestsJitter int
 	// MaxBodySize is the largest request body accepted, in bytes. Default 10 MiB.
 	MaxBodySize int64
-	// BodyMemory is how much of a request body is kept in memory before
-	// spooling to a temp file, in bytes. Default 64 KiB.
+	// BodyMemory is the largest request body kept in memory, in bytes;
+	// larger ones are spooled to a temp file. Default 1 MiB. All bodies
+	// in memory together are bounded by 64 times this.
 	BodyMemory int64
 	// ResponseWindow is how much of a response the front holds for a slow
 	// client before the worker waits, in bytes. Default 1 MiB.
@@ -78,7 +79,7 @@ func Defaults() Serve {
 		GracefulTimeout:   30 * time.Second,
 		StartupTimeout:    60 * time.Second,
 		MaxBodySize:       10 << 20,
-		BodyMemory:        64 << 10,
+		BodyMemory:        1 << 20,
 		ResponseWindow:    1 << 20,
 		ReadHeaderTimeout: 15 * time.Second,
 		KeepAlive:         60 * time.Second,

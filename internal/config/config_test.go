@@ -21,12 +21,13 @@ func TestDefaults(t *testing.T) {
 		GracefulTimeout:   30 * time.Second,
 		StartupTimeout:    60 * time.Second,
 		MaxBodySize:       10 << 20,
-		BodyMemory:        64 << 10,
+		BodyMemory:        1 << 20,
 		ResponseWindow:    1 << 20,
 		ReadHeaderTimeout: 15 * time.Second,
 		KeepAlive:         60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		LogLevel:          "info",
+		CPUAffinity:       "auto",
 	}
 	if d.App != "" || d.Binds != nil || d.Chdir != "" || d.PythonPath != nil || d.Env != nil ||
 		d.MaxRequests != 0 || d.MaxRequestsJitter != 0 || d.AccessLog != "" {
@@ -54,7 +55,7 @@ func equalServe(a, b Serve) bool {
 		a.MaxRequestsJitter == b.MaxRequestsJitter && a.MaxBodySize == b.MaxBodySize &&
 		a.BodyMemory == b.BodyMemory && a.ResponseWindow == b.ResponseWindow &&
 		a.ReadHeaderTimeout == b.ReadHeaderTimeout && a.KeepAlive == b.KeepAlive &&
-		a.MaxHeaderBytes == b.MaxHeaderBytes && a.AccessLog == b.AccessLog && a.LogLevel == b.LogLevel
+		a.MaxHeaderBytes == b.MaxHeaderBytes && a.AccessLog == b.AccessLog && a.LogLevel == b.LogLevel && a.CPUAffinity == b.CPUAffinity
 }
 
 func TestValidate(t *testing.T) {
