@@ -70,8 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := h.readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.Is(err, errTooLarge) || errors.As(err, &mbe) {
+		if errors.Is(err, errTooLarge) {
 			h.tooLarge(w)
 			return
 		}
@@ -392,7 +391,7 @@ func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
 		f.Release()
 		return
 	}
-	ex.stream_(ctx, status, first)
+	ex.streamBody(ctx, status, first)
 }
 
 func bodyAllowed(status int) bool {
@@ -456,13 +455,13 @@ func validValue(s string) bool {
 	return true
 }
 
-// stream_ writes a response whose body comes in more frames. A pump
+// streamBody writes a response whose body comes in more frames. A pump
 // goroutine reads the worker's frames into a spool (memory up to the
 // response window, then a temp file) and returns credit as soon as bytes are
 // buffered, so the worker finishes and its slot is released as fast as the
 // app runs, whatever the client's speed; this goroutine writes the spool to
 // the client.
-func (ex *exchange) stream_(ctx context.Context, status int, first []byte) {
+func (ex *exchange) streamBody(ctx context.Context, status int, first []byte) {
 	sp := newSpool(ex.h.Window, ex.h.TempDir)
 	ex.sp = sp
 	if err := sp.putData(first); err != nil {
