@@ -1,5 +1,5 @@
 # One line per target; scripts/ holds the logic.
-.PHONY: build serve test race fuzz bench
+.PHONY: build serve test race fuzz lint bench
 
 build:
 	go build -o whisk ./cmd/whisk
@@ -15,6 +15,9 @@ race:
 
 fuzz:
 	FUZZTIME=60s scripts/test.sh
+
+lint:
+	go vet ./... && test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 
 bench:
 	bench/run.sh
