@@ -945,7 +945,8 @@ def render_docs(results, commands):
     out.append(targets_table(results))
     out.append("")
     out.append("whisk is work in progress: see \"Measured build\" under *Server command lines* "
-               "for the exact state these whisk numbers come from.")
+               "for the exact state these whisk numbers come from, and "
+               "[performance.md](performance.md) for the profiles behind the misses and what would close them.")
     out.append("")
     out.append("## Results")
     out.append("")
