@@ -364,44 +364,24 @@ func (c *Conn) headStep() bool {
 			return c.headDone(c.hs + e + 4)
 		}
 	}
-	for {
-		i := bytes.IndexByte(b[c.scan:c.w], '\n')
-		if i < 0 {
-			c.scan = c.w
-			if c.w-c.hs >= c.max {
-				c.reject(errHeadTooLarge)
-			}
-			return false
-		}
-		lf := c.scan + i
-		if lf == c.hs || b[lf-1] != '\r' {
-			c.reject(errBareLF)
-			return false
-		}
-		if lf+1-c.hs > c.max {
-			c.reject(errHeadTooLarge)
-			return false
-		}
-		if lf-1 > c.ls {
-			c.ls, c.scan = lf+1, lf+1 // a field line (or the request line); go on
-			continue
-		}
-		// An empty line.
-		if c.ls == c.hs {
-			// Before the request line. After a POST, net/http skips up
-			// to 4 leading CR/LF bytes (RFC 9112 §2.2 tolerance); pass up
-			// to two CRLFs through, reject anything it would not skip.
-			if !c.lastPost || c.leading == 2 {
-				c.reject(errLeadingEmpty)
-				return false
-			}
-			c.leading++
-			c.ok = lf + 1
-			c.startUnit(stHead)
-			return true
-		}
-		return c.headDone(lf + 1)
+	lf, ok := c.scanToEmptyLine(errHeadTooLarge)
+	if !ok {
+		return false
 	}
+	if c.ls == c.hs {
+		// An empty line before the request line. After a POST, net/http
+		// skips up to 4 leading CR/LF bytes (RFC 9112 §2.2 tolerance); pass
+		// up to two CRLFs through, reject anything it would not skip.
+		if !c.lastPost || c.leading == 2 {
+			c.reject(errLeadingEmpty)
+			return false
+		}
+		c.leading++
+		c.ok = lf + 1
+		c.startUnit(stHead)
+		return true
+	}
+	return c.headDone(lf + 1)
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -468,36 +448,48 @@ func (c *Conn) chunkLineStep() bool {
 
 // trailerStep checks the trailer section at hs once it is complete.
 func (c *Conn) trailerStep() bool {
+	lf, ok := c.scanToEmptyLine(errTrailerTooLarge)
+	if !ok {
+		return false
+	}
+	if err := checkFields(c.buf[c.hs : lf+1]); err != nil {
+		c.reject(err)
+		return false
+	}
+	c.ok = lf + 1
+	c.messageEnd()
+	return true
+}
+
+// scanToEmptyLine scans the section at hs (a head or a trailer section)
+// line by line from where it stopped, and returns the index of the LF that
+// ends its first empty line. It returns false when more bytes are needed,
+// or after rejecting a bare LF or a section over the bound (tooLarge).
+func (c *Conn) scanToEmptyLine(tooLarge *Error) (int, bool) {
 	b := c.buf
 	for {
 		i := bytes.IndexByte(b[c.scan:c.w], '\n')
 		if i < 0 {
 			c.scan = c.w
 			if c.w-c.hs >= c.max {
-				c.reject(errTrailerTooLarge)
+				c.reject(tooLarge)
 			}
-			return false
+			return 0, false
 		}
 		lf := c.scan + i
 		if lf == c.hs || b[lf-1] != '\r' {
 			c.reject(errBareLF)
-			return false
+			return 0, false
 		}
 		if lf+1-c.hs > c.max {
-			c.reject(errTrailerTooLarge)
-			return false
+			c.reject(tooLarge)
+			return 0, false
 		}
 		if lf-1 > c.ls {
-			c.ls, c.scan = lf+1, lf+1
+			c.ls, c.scan = lf+1, lf+1 // a field line (or the request line); go on
 			continue
 		}
-		if err := checkFields(b[c.hs : lf+1]); err != nil {
-			c.reject(err)
-			return false
-		}
-		c.ok = lf + 1
-		c.messageEnd()
-		return true
+		return lf, true
 	}
 }
 
