@@ -448,8 +448,10 @@ func TestRespawnAfterCrash(t *testing.T) {
 	if pending != 1 {
 		t.Errorf("%d spawns under way after a crash, want 1", pending)
 	}
+	// The acquire deadline (500ms) is shorter than the replacement's import
+	// (1s): a slot that arrives at all came from the survivor, without
+	// waiting for the respawn.
 	for range 3 {
-		began := time.Now()
 		s := f.g.TryAcquire()
 		if s == nil {
 			a := receive(t, asyncAcquire(f.g, 500*time.Millisecond))
@@ -463,9 +465,6 @@ func TestRespawnAfterCrash(t *testing.T) {
 		}
 		roundTrip(t, s)
 		f.g.Release(s, true)
-		if took := time.Since(began); took > 500*time.Millisecond {
-			t.Errorf("a request on the survivor took %v during the respawn", took)
-		}
 	}
 	whisktest.WaitFor(t, 10*time.Second, "waiting for a replacement worker", func() bool {
 		ps := f.pids()
