@@ -6,7 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sync"
+
+	"github.com/whiskserver/whisk/internal/wire"
 )
 
 // body is a request body read whole by the front before a worker slot is
@@ -14,7 +15,7 @@ import (
 // budget shared by all requests, else in an unlinked temp file. Either way
 // it is a ReaderAt of known size.
 type body struct {
-	mem      []byte // the body, when in memory (from bodyBufs)
+	mem      []byte // the body, when in memory (in pooled)
 	pooled   *[]byte
 	file     *os.File
 	size     int64
@@ -24,28 +25,6 @@ type body struct {
 
 // errTooLarge reports a body over MaxBodySize.
 var errTooLarge = errors.New("request body too large")
-
-// bodyBufs pools body buffers by size class (powers of two from 4 KiB), so
-// the pages stay warm instead of being faulted in and zeroed per request.
-var bodyBufs [12]sync.Pool
-
-func bodyClass(n int) int {
-	c := 0
-	for size := 4 << 10; size < n && c < len(bodyBufs)-1; size <<= 1 {
-		c++
-	}
-	return c
-}
-
-func getBodyBuf(n int) *[]byte {
-	c := bodyClass(n)
-	if p, ok := bodyBufs[c].Get().(*[]byte); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
-	}
-	b := make([]byte, n, max(n, (4<<10)<<c))
-	return &b
-}
 
 // reserve counts n bytes against the in-memory budget, if they fit.
 func (h *Handler) reserve(n int64) bool {
@@ -70,7 +49,7 @@ func (h *Handler) readBody(r *http.Request) (*body, error) {
 	// A known length that fits: one buffer, read with a few large reads.
 	if n := r.ContentLength; n > 0 && n <= h.BodyMemory && h.reserve(n) {
 		b.reserved = n
-		b.pooled = getBodyBuf(int(n))
+		b.pooled = wire.GetBuffer(int(n))
 		m, err := io.ReadFull(limited, *b.pooled)
 		b.mem, b.size = (*b.pooled)[:m], int64(m)
 		if err != nil {
@@ -83,7 +62,7 @@ func (h *Handler) readBody(r *http.Request) (*body, error) {
 	var head []byte
 	if r.ContentLength < 0 && h.reserve(h.BodyMemory+1) {
 		b.reserved = h.BodyMemory + 1
-		b.pooled = getBodyBuf(int(h.BodyMemory + 1))
+		b.pooled = wire.GetBuffer(int(h.BodyMemory + 1))
 		m, err := io.ReadFull(limited, *b.pooled)
 		b.size = int64(m)
 		switch {
@@ -115,9 +94,9 @@ func (h *Handler) readBody(r *http.Request) (*body, error) {
 		b.close()
 		return nil, fmt.Errorf("spool request body: %w", err)
 	}
-	buf := sendBufs.Get().(*[]byte)
+	buf := wire.GetBuffer(chunkSize)
 	m, err := io.CopyBuffer(f, limited, *buf) // large reads and writes: a few syscalls per MiB
-	sendBufs.Put(buf)
+	wire.PutBuffer(buf)
 	b.size += m
 	if err != nil {
 		b.close()
@@ -164,7 +143,7 @@ func (b *body) prefix(n int64) ([]byte, error) {
 // releaseMem returns the memory buffer and its budget.
 func (b *body) releaseMem() {
 	if b.pooled != nil {
-		bodyBufs[bodyClass(cap(*b.pooled))].Put(b.pooled)
+		wire.PutBuffer(b.pooled)
 		b.pooled, b.mem = nil, nil
 	}
 	if b.reserved > 0 {

@@ -56,9 +56,9 @@ type Handler struct {
 
 var builders = sync.Pool{New: func() any { return new(wire.RequestBuilder) }}
 
-// sendBufs holds the buffers large request bodies are sent to workers
-// through; kept warm, they cost no page faults.
-var sendBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+// chunkSize is the size of the reads and writes that move a large request
+// body: to its temp file, and to the worker in DATA frames.
+const chunkSize = 256 << 10
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +124,7 @@ type exchange struct {
 	r       *http.Request
 	body    *body
 	sent    int64   // request body bytes sent so far
-	sendBuf *[]byte // from sendBufs, for DATA frames of a large request body
+	sendBuf *[]byte // from wire.GetBuffer, for DATA frames of a large request body
 
 	sp *spool // the streamed response, when there is one
 
@@ -257,9 +257,9 @@ func (ex *exchange) sendBody(payload []byte) error {
 		return err
 	}
 	for n > 0 && ex.sent < ex.body.size {
-		chunk := min(int64(n), ex.body.size-ex.sent, 256<<10)
+		chunk := min(int64(n), ex.body.size-ex.sent, chunkSize)
 		if ex.sendBuf == nil {
-			ex.sendBuf = sendBufs.Get().(*[]byte)
+			ex.sendBuf = wire.GetBuffer(chunkSize)
 		}
 		buf := (*ex.sendBuf)[:chunk]
 		if _, err := ex.body.ReadAt(buf, ex.sent); err != nil && !errors.Is(err, io.EOF) {
@@ -287,7 +287,7 @@ func (ex *exchange) release(healthy bool) {
 	}
 	ex.released = true
 	if ex.sendBuf != nil {
-		sendBufs.Put(ex.sendBuf)
+		wire.PutBuffer(ex.sendBuf)
 		ex.sendBuf = nil
 	}
 	if healthy {

@@ -42,9 +42,9 @@ type spool struct {
 	wOff      int64
 	tail      []item // FILE items that arrived while the file held bytes, and what followed them
 	tailBytes int
-	done      bool // the pump has finished
-	discard   bool // the client is gone: drop what comes
-	readBuf   []byte
+	done      bool    // the pump has finished
+	discard   bool    // the client is gone: drop what comes
+	readBuf   *[]byte // from wire.GetBuffer, for reading the file back
 }
 
 func newSpool(memLimit int, dir string) *spool {
@@ -138,14 +138,15 @@ func (s *spool) next() (item, error) {
 			return it, nil
 		case s.wOff > s.rOff:
 			if s.readBuf == nil {
-				s.readBuf = make([]byte, 256<<10)
+				s.readBuf = wire.GetBuffer(chunkSize)
 			}
-			n := int(min(int64(len(s.readBuf)), s.wOff-s.rOff))
+			buf := *s.readBuf
+			n := int(min(int64(len(buf)), s.wOff-s.rOff))
 			f, off := s.file, s.rOff
 			s.mu.Unlock()
 			// Only this goroutine reads and advances rOff; the writer only
 			// appends past wOff, so reading outside the lock is safe.
-			m, err := f.ReadAt(s.readBuf[:n], off)
+			m, err := f.ReadAt(buf[:n], off)
 			if err != nil && !errors.Is(err, io.EOF) {
 				return item{}, err
 			}
@@ -157,7 +158,7 @@ func (s *spool) next() (item, error) {
 				s.rOff, s.wOff = 0, 0
 			}
 			s.mu.Unlock()
-			return item{data: s.readBuf[:m]}, nil
+			return item{data: buf[:m]}, nil
 		case len(s.tail) > 0:
 			it := s.tail[0]
 			s.tail[0] = item{}
@@ -204,9 +205,13 @@ func (s *spool) close() {
 	}
 }
 
-// release frees the spool after the last item was read.
+// release frees the spool once the writer is done with it.
 func (s *spool) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.close()
+	if s.readBuf != nil {
+		wire.PutBuffer(s.readBuf)
+		s.readBuf = nil
+	}
 }

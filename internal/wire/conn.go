@@ -24,6 +24,8 @@ type Frame struct {
 	// File is the descriptor attached to a FILE or CHANNEL frame; the
 	// caller owns and closes it. Nil for other types.
 	File *os.File
+
+	pooled *[]byte // the buffer behind an Owned payload, for Release
 }
 
 // Conn reads and writes frames on a unix stream socket. One goroutine may
@@ -132,7 +134,8 @@ func (c *Conn) ReadFrame() (Frame, error) {
 		// A payload larger than the buffer gets its own slice, filled
 		// across calls if a deadline interrupts it.
 		c.r += HeaderSize
-		p := &pending{h: h, payload: getBuffer(need)}
+		buf := GetBuffer(need)
+		p := &pending{h: h, payload: *buf, pooled: buf}
 		p.n = copy(p.payload, c.buf[c.r:c.w])
 		c.r += p.n
 		c.pend = p
@@ -155,44 +158,24 @@ func (c *Conn) ReadFrame() (Frame, error) {
 		}
 	}
 	c.pend = nil
-	return c.finish(Frame{Header: p.h, Payload: p.payload, Owned: true})
+	return c.finish(Frame{Header: p.h, Payload: p.payload, Owned: true, pooled: p.pooled})
 }
 
-// Large payloads come from size-classed pools (powers of two from
-// 128 KiB to MaxPayload): a fresh megabyte per response would be paged in
-// and zeroed by the kernel each time.
-var bigPools [8]sync.Pool
-
-func poolClass(n int) int {
-	c := 0
-	for size := 128 << 10; size < n && c < len(bigPools)-1; size <<= 1 {
-		c++
-	}
-	return c
-}
-
-func getBuffer(n int) []byte {
-	if b, ok := bigPools[poolClass(n)].Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n, (128<<10)<<poolClass(n))
-}
-
-// Release returns an Owned payload to the pool it came from. The caller
-// must not use f.Payload afterwards. It does nothing for other frames.
+// Release returns an Owned payload to the buffer pool it came from. The
+// caller must not use f.Payload afterwards. It does nothing for other frames.
 func (f *Frame) Release() {
-	if !f.Owned || cap(f.Payload) < 128<<10 {
+	if f.pooled == nil {
 		return
 	}
-	b := f.Payload[:0]
-	bigPools[poolClass(cap(b))].Put(&b)
-	f.Payload, f.Owned = nil, false
+	PutBuffer(f.pooled)
+	f.Payload, f.Owned, f.pooled = nil, false, nil
 }
 
 // pending is a large frame partly read.
 type pending struct {
 	h       Header
 	payload []byte
+	pooled  *[]byte
 	n       int
 }
 

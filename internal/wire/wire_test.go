@@ -439,3 +439,16 @@ func TestConnDeadlineMidFrame(t *testing.T) {
 		})
 	}
 }
+
+func TestGetBuffer(t *testing.T) {
+	for _, tt := range []struct{ n, wantCap int }{
+		{1, 4 << 10}, {4 << 10, 4 << 10}, {4<<10 + 1, 8 << 10}, {1 << 20, 1 << 20},
+		{1<<20 + 1, 2 << 20}, {MaxPayload, MaxPayload},
+	} {
+		b := GetBuffer(tt.n)
+		if len(*b) != tt.n || cap(*b) < tt.wantCap || cap(*b) >= 2*tt.wantCap {
+			t.Errorf("GetBuffer(%d): len %d cap %d, want len %d cap %d", tt.n, len(*b), cap(*b), tt.n, tt.wantCap)
+		}
+		PutBuffer(b)
+	}
+}
