@@ -286,19 +286,25 @@ func (g *Group) handOff(s *Slot) {
 func (g *Group) TryAcquire() *Slot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.stopping {
+	if g.stopping || len(g.waiters) > 0 {
 		return nil
 	}
+	if w := g.leastBusyLocked(); w != nil {
+		return g.takeIdle(w)
+	}
+	return nil
+}
+
+// leastBusyLocked returns the ready worker with an idle slot and the
+// fewest requests in progress, or nil.
+func (g *Group) leastBusyLocked() *worker {
 	var best *worker
 	for _, w := range g.workers {
 		if w.state == StateReady && len(w.idle) > 0 && (best == nil || w.busy < best.busy) {
 			best = w
 		}
 	}
-	if best == nil || len(g.waiters) > 0 {
-		return nil
-	}
-	return g.takeIdle(best)
+	return best
 }
 
 // Acquire returns an idle slot, waiting until one is free or ctx ends
@@ -309,14 +315,8 @@ func (g *Group) Acquire(ctx context.Context) (*Slot, error) {
 		g.mu.Unlock()
 		return nil, ErrStopped
 	}
-	var best *worker
-	for _, w := range g.workers {
-		if w.state == StateReady && len(w.idle) > 0 && (best == nil || w.busy < best.busy) {
-			best = w
-		}
-	}
-	if best != nil {
-		s := g.takeIdle(best)
+	if w := g.leastBusyLocked(); w != nil {
+		s := g.takeIdle(w)
 		g.mu.Unlock()
 		return s, nil
 	}
@@ -517,6 +517,28 @@ func (g *Group) Workers() []Snapshot {
 	return out
 }
 
+// waitIdle waits until no request is in progress and no worker is being
+// spawned, or ctx ends; it returns how many were still busy then.
+func (g *Group) waitIdle(ctx context.Context) int {
+	for {
+		g.mu.Lock()
+		busy := g.spawning
+		for _, w := range g.workers {
+			busy += w.busy
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		if busy == 0 {
+			return 0
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return busy
+		}
+	}
+}
+
 // Stop refuses new requests, waits until in-flight ones are released or
 // ctx ends, then stops every worker (STOP, then signals after the graceful
 // timeout) and returns once they have exited.
@@ -531,26 +553,10 @@ func (g *Group) Stop(ctx context.Context) {
 	}
 	g.waiters = nil
 	g.mu.Unlock()
-	for {
-		g.mu.Lock()
-		busy := g.spawning
-		for _, w := range g.workers {
-			busy += w.busy
-		}
-		changed := g.changed
-		g.mu.Unlock()
-		if busy == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			g.log.Warn("stopping with requests still in progress", "busy", busy)
-			g.cancel() // a worker still importing is killed
-			goto stop
-		}
+	if busy := g.waitIdle(ctx); busy > 0 {
+		g.log.Warn("stopping with requests still in progress", "busy", busy)
+		g.cancel() // a worker still importing is killed
 	}
-stop:
 	g.mu.Lock()
 	ws := append([]*worker(nil), g.workers...)
 	for _, w := range ws {
