@@ -162,7 +162,8 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 	builders.Put(rb)
 	ex.sent = first
 	if err != nil {
-		ex.lost(err, false)
+		ex.abandon(err, "before the response started")
+		ex.badGateway()
 		return
 	}
 
@@ -180,24 +181,20 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 	for {
 		f, err := ex.readFrame(ctx, false)
 		if err != nil {
+			ex.abandon(err, "before the response started")
 			switch {
-			case errors.Is(err, errClientGone):
-				ex.cancel()
-				go ex.drain()
 			case errors.Is(err, errTimeout):
-				ex.h.Log.Warn("request timed out before the response started", "timeout", ex.h.Timeout.String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
-				ex.cancel()
-				go ex.drain()
 				http.Error(ex.w, "504 Gateway Timeout: the app did not answer within the timeout", http.StatusGatewayTimeout)
-			default:
-				ex.lost(err, false)
+			case !errors.Is(err, errClientGone):
+				ex.badGateway()
 			}
 			return
 		}
 		switch f.Type {
 		case wire.TypeCredit:
 			if err := ex.sendBody(f.Payload); err != nil {
-				ex.lost(err, false)
+				ex.abandon(err, "before the response started")
+				ex.badGateway()
 				return
 			}
 		case wire.TypeResponse:
@@ -209,7 +206,8 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 			http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
 			return
 		default:
-			ex.lost(fmt.Errorf("unexpected %s frame before the response", f.Type), false)
+			ex.abandon(fmt.Errorf("unexpected %s frame before the response", f.Type), "before the response started")
+			ex.badGateway()
 			return
 		}
 	}
@@ -341,15 +339,29 @@ func (ex *exchange) drain() {
 	}
 }
 
-// lost handles a channel that failed: the worker died or broke the
-// protocol. The client gets a 502 if nothing was sent yet, else the
-// connection is cut.
-func (ex *exchange) lost(err error, started bool) {
-	ex.release(false)
-	ex.h.Log.Warn("worker lost during a request", "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path)
-	if started {
-		panic(http.ErrAbortHandler)
+// abandon gives up the stream after reading or writing the channel
+// failed. A client that left or a timeout cancels the stream, which is
+// drained in the background until the worker ends it; any other failure
+// means the worker is lost (it died or broke the protocol) and its slot is
+// retired. phase says where in the exchange it happened, for the log.
+func (ex *exchange) abandon(err error, phase string) {
+	switch {
+	case errors.Is(err, errClientGone):
+		ex.cancel()
+		go ex.drain()
+	case errors.Is(err, errTimeout):
+		ex.h.Log.Warn("the app did not answer within the timeout "+phase, "timeout", ex.h.Timeout.String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+		ex.cancel()
+		go ex.drain()
+	default:
+		ex.release(false)
+		ex.h.Log.Warn("worker lost "+phase, "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path)
 	}
+}
+
+// badGateway answers a request whose worker was lost before the response
+// started.
+func (ex *exchange) badGateway() {
 	http.Error(ex.w, "502 Bad Gateway: the worker handling the request exited", http.StatusBadGateway)
 }
 
@@ -571,18 +583,7 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 	for {
 		f, err := ex.readFrame(ctx, true)
 		if err != nil {
-			switch {
-			case errors.Is(err, errClientGone):
-				ex.cancel()
-				go ex.drain()
-			case errors.Is(err, errTimeout):
-				ex.h.Log.Warn("streamed response stalled past the timeout", "timeout", ex.h.Timeout.String(), "path", ex.r.URL.Path, "pid", ex.slot.PID())
-				ex.cancel()
-				go ex.drain()
-			default:
-				ex.release(false)
-				ex.h.Log.Warn("worker lost during a response", "pid", ex.slot.PID(), "error", err, "path", ex.r.URL.Path)
-			}
+			ex.abandon(err, "during the response")
 			sp.putItem(item{err: err})
 			return
 		}
@@ -605,14 +606,14 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 			rng, err := wire.ParseFile(f.Payload)
 			if err != nil {
 				f.File.Close()
-				ex.release(false)
+				ex.abandon(err, "during the response")
 				sp.putItem(item{err: err})
 				return
 			}
 			sp.putItem(item{file: f.File, rng: rng})
 		case wire.TypeCredit:
 			if err := ex.sendBody(f.Payload); err != nil {
-				ex.release(false)
+				ex.abandon(err, "during the response")
 				sp.putItem(item{err: err})
 				return
 			}
@@ -624,8 +625,9 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 			sp.putItem(item{err: errAbort})
 			return
 		default:
-			ex.release(false)
-			sp.putItem(item{err: fmt.Errorf("unexpected %s frame in a response", f.Type)})
+			err := fmt.Errorf("unexpected %s frame in a response", f.Type)
+			ex.abandon(err, "during the response")
+			sp.putItem(item{err: err})
 			return
 		}
 		if f.End() {
