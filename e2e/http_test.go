@@ -558,7 +558,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "whisk.sock")
-	s := whisktest.StartNoWait(t, whisktest.App(t, "echo.py"), "--python", python(t), "--processes", "1", "--threads", "1", "--bind", "unix:"+sock)
+	s := whisktest.StartNoWait(t, whisktest.App(t, "echo.py"), "--python", whisktest.Python(t), "--processes", "1", "--threads", "1", "--bind", "unix:"+sock)
 	if !poll(60*time.Second, func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,33 +80,11 @@ const (
 	clientTimeout = 30 * time.Second
 )
 
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonErr  error
-)
-
-// python returns the interpreter of whisktest.Python resolved to its real
-// executable (sys.executable), so that workers start without a launcher
-// script such as a pyenv shim in between.
-func python(t testing.TB) string {
-	t.Helper()
-	p := whisktest.Python(t)
-	pythonOnce.Do(func() {
-		out, err := exec.Command(p, "-c", "import sys; print(sys.executable)").Output()
-		pythonPath, pythonErr = strings.TrimSpace(string(out)), err
-	})
-	if pythonErr != nil || pythonPath == "" {
-		t.Fatalf("%s -c 'print(sys.executable)': %v", p, pythonErr)
-	}
-	return pythonPath
-}
-
 // startApp serves testdata/apps/NAME (a script path; callable application)
 // with flags, and waits until it accepts connections.
 func startApp(t testing.TB, name string, flags ...string) *whisktest.Server {
 	t.Helper()
-	args := append([]string{whisktest.App(t, name), "--python", python(t)}, flags...)
+	args := append([]string{whisktest.App(t, name), "--python", whisktest.Python(t)}, flags...)
 	return whisktest.Start(t, args...)
 }
 

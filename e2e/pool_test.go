@@ -212,7 +212,7 @@ func TestImportErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := whisktest.StartNoWait(t, append(tc.args, "--processes", "1", "--python", python(t))...)
+			s := whisktest.StartNoWait(t, append(tc.args, "--processes", "1", "--python", whisktest.Python(t))...)
 			code := s.Wait(t, 60*time.Second)
 			out := s.Output.String()
 			if code != 3 {

@@ -6,6 +6,7 @@ package whisktest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,10 @@ var (
 	buildOnce sync.Once
 	buildPath string
 	buildErr  error
+
+	pythonOnce sync.Once
+	pythonPath string
+	pythonErr  error
 )
 
 // RepoRoot returns the repository root (the directory holding go.mod).
@@ -64,17 +69,29 @@ func Binary(t testing.TB) string {
 }
 
 // Python returns the interpreter tests use: WHISK_TEST_PYTHON, else python3
-// on PATH. It fails the test when neither exists.
+// on PATH, resolved to its real executable (sys.executable), so workers start
+// without a launcher script such as a pyenv shim in between. It fails the
+// test when neither exists.
 func Python(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("WHISK_TEST_PYTHON"); p != "" {
-		return p
+	pythonOnce.Do(func() {
+		p := os.Getenv("WHISK_TEST_PYTHON")
+		if p == "" {
+			if p, pythonErr = exec.LookPath("python3"); pythonErr != nil {
+				pythonErr = errors.New("no python3 on PATH and WHISK_TEST_PYTHON unset")
+				return
+			}
+		}
+		out, err := exec.Command(p, "-c", "import sys; print(sys.executable)").Output()
+		pythonPath, pythonErr = strings.TrimSpace(string(out)), err
+		if pythonErr == nil && pythonPath == "" {
+			pythonErr = fmt.Errorf("%s reports no sys.executable", p)
+		}
+	})
+	if pythonErr != nil {
+		t.Fatalf("whisktest: python: %v", pythonErr)
 	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("whisktest: no python3 on PATH and WHISK_TEST_PYTHON unset")
-	}
-	return p
+	return pythonPath
 }
 
 // Venv returns the test virtualenv (with Django and Flask, made by
