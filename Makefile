@@ -14,7 +14,7 @@ race:
 	go test -race ./...
 
 fuzz:
-	FUZZTIME=60s scripts/test.sh
+	FUZZ=10000000x FUZZ_E2E=100000x scripts/test.sh
 
 lint:
 	go vet ./... && test -z "$$(gofmt -l $$(git ls-files '*.go'))"
