@@ -31,8 +31,9 @@ type Handler struct {
 	Group *group.Group
 	// ScriptName is the mount prefix ("" at the root), WSGI's SCRIPT_NAME.
 	ScriptName string
-	// Timeout bounds the wait for a free worker, the wait for the response
-	// to start, and each pause between two parts of a streamed response.
+	// Timeout bounds the wait for a free worker (when the group has no
+	// QueueTimeout of its own), the wait for the response to start, and
+	// each pause between two parts of a streamed response.
 	Timeout time.Duration
 	// MaxBodySize is the largest request body accepted (413 beyond).
 	MaxBodySize int64
@@ -92,17 +93,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	slot := h.Group.TryAcquire()
 	if slot == nil {
-		actx, cancel := context.WithTimeout(ctx, h.Timeout)
-		slot, err = h.Group.Acquire(actx)
-		cancel()
+		slot, err = h.acquire(ctx)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client left while queued
 		}
-		w.Header().Set("Retry-After", "1")
-		h.Log.Warn("no worker free within the timeout", "timeout", h.Timeout.String(), "path", r.URL.Path)
-		http.Error(w, "503 Service Unavailable: no worker was free to take the request", http.StatusServiceUnavailable)
+		h.unavailable(w, r, err)
 		return
 	}
 	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b}

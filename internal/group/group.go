@@ -1,12 +1,36 @@
 // Package group runs a process group: Processes worker processes of one
 // app with Threads request slots each. It hands out idle slots to requests
-// (least busy process first), respawns workers that die (with backoff),
-// recycles them after MaxRequests with the replacement ready before the old
-// one stops taking work, and stops them gracefully. It never imports
-// net/http: internal/app turns slots into HTTP responses.
+// (least busy process first) through a bounded queue, respawns workers that
+// die (with backoff), recycles them (after MaxRequests, above MaxRSS, or on
+// Recycle) with the replacement ready before the old one stops taking work,
+// stops an idle group's processes and starts them again on demand, and
+// stops them gracefully. It never imports net/http: internal/app turns slots
+// and errors into HTTP responses.
 //
 // Lifecycle: New → Start (every worker ready, or the import error) →
 // Acquire/Release per request → Stop.
+//
+// # Crash loops
+//
+// A startup failure is a worker that could not be started (import error,
+// exit before HELLO, startup timeout) or one that exited unexpectedly less
+// than 5 s after it was ready. After a failure, spawn attempts run one at a
+// time, each at least a backoff after the last failure: 100 ms, doubling
+// per consecutive failure, at most 10 s. At CrashLoopFailures consecutive
+// failures the group enters the failed state for FailedRetry: one error
+// line is logged, no worker is spawned, and Acquire returns a *FailedError
+// at once when no worker is ready (running workers keep serving). Then it
+// tries again; a failure puts it back in the failed state for FailedRetry,
+// a success lets the next spawn follow at once.
+//
+// The spawn budget of a crash loop: at most CrashLoopFailures +
+// Processes - 1 spawns before the failed state (Processes - 1 replacements
+// may already be starting when the first failure happens), then one per
+// FailedRetry while workers fail before they are ready (at most Processes
+// when they die just after). With one process and the default FailedRetry
+// of 30 s that is at most 7 spawns in the first minute, 2 a minute after.
+// A worker that stays up 5 s ends the crash loop (the failure count goes
+// back to 0); a reload, which makes a new Group, starts with none.
 package group
 
 import (
@@ -15,11 +39,29 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/wire"
+)
+
+// Defaults for the zero values of Config fields.
+const (
+	// DefaultMaxQueue is the queue length when Config.MaxQueue is 0: 2048,
+	// gunicorn's default listen backlog, the number users already expect
+	// to be held for a busy server.
+	DefaultMaxQueue = 2048
+	// DefaultMemoryInterval is how often worker memory is sampled when
+	// Config.MemoryInterval is 0.
+	DefaultMemoryInterval = 5 * time.Second
+	// DefaultFailedRetry is how long a crash-looping group stays failed
+	// when Config.FailedRetry is 0.
+	DefaultFailedRetry = 30 * time.Second
+	// CrashLoopFailures is the number of consecutive startup failures that
+	// puts a group in the failed state.
+	CrashLoopFailures = 5
 )
 
 // Config configures a Group.
@@ -38,6 +80,38 @@ type Config struct {
 	// MaxRequestsJitter adds up to that many requests to each worker's
 	// limit, so workers do not all recycle at once.
 	MaxRequestsJitter int
+	// MaxQueue is the number of requests that may wait for a slot; one
+	// more fails at once with ErrQueueFull. 0 means DefaultMaxQueue; a
+	// negative value means no request waits (ErrQueueFull whenever no slot
+	// is free).
+	MaxQueue int
+	// QueueTimeout bounds how long a request waits for a slot
+	// (ErrQueueTimeout after). While no worker is ready at all (the group
+	// is starting on demand after IdleTimeout, or respawning) the bound is
+	// at least Spec.StartupTimeout, so a cold start does not fail the
+	// requests that woke it. 0: only the caller's context bounds the wait.
+	QueueTimeout time.Duration
+	// MaxRSS, in bytes, recycles gracefully a worker whose own memory is
+	// above it; 0 disables. The memory is the worker's unique set size
+	// (USS: Private_Clean + Private_Dirty of /proc/PID/smaps_rollup), not
+	// its RSS, which also counts the pages it shares copy-on-write with a
+	// preloading parent and its siblings, and not PSS, which grows when a
+	// sibling exits (the shared pages are split among fewer processes), so
+	// one recycle could push the others over. USS is what recycling the
+	// worker gives back. Pages swapped out are not counted.
+	MaxRSS int64
+	// MemoryInterval is how often each worker's memory is sampled (for
+	// MaxRSS and WorkerInfo.Memory). 0 means DefaultMemoryInterval; a
+	// negative value turns sampling off.
+	MemoryInterval time.Duration
+	// IdleTimeout stops all the group's processes (gracefully) once no
+	// request has started or ended for that long; the next Acquire starts
+	// them again and waits for the first one ready. 0 never stops them.
+	IdleTimeout time.Duration
+	// FailedRetry is how long a group in the failed state (see the package
+	// documentation on crash loops) waits before it tries to start a
+	// worker again. 0 means DefaultFailedRetry.
+	FailedRetry time.Duration
 	// GracefulTimeout bounds how long a stopping worker may finish its
 	// requests before it is terminated.
 	GracefulTimeout time.Duration
@@ -45,16 +119,26 @@ type Config struct {
 	// worker gets the one fewest live workers hold. Empty leaves workers
 	// free to move between CPUs.
 	PinCPUs []int
-	// Log is the group's logger.
+	// Log is the group's logger. Every line the group logs, worker output
+	// included, carries group=Name (and pid= for a worker's lines).
 	Log *slog.Logger
 }
 
-// Errors callers branch on.
+// Errors callers branch on. A *FailedError matches ErrFailed, and
+// ErrQueueTimeout matches ErrNoWorker, with errors.Is.
 var (
 	// ErrStopped: the group is stopping and takes no new requests.
 	ErrStopped = errors.New("group: stopped")
 	// ErrNoWorker: no slot became free before the context ended.
 	ErrNoWorker = errors.New("group: no worker available")
+	// ErrQueueTimeout: no slot became free within the QueueTimeout.
+	ErrQueueTimeout = fmt.Errorf("%w within the queue timeout", ErrNoWorker)
+	// ErrQueueFull: MaxQueue requests were already waiting for a slot.
+	ErrQueueFull = errors.New("group: queue full")
+	// ErrFailed: the group is in the failed state (its workers keep failing
+	// at startup) and no worker is running. Acquire returns it as a
+	// *FailedError, which says when the group retries.
+	ErrFailed = errors.New("group: failed")
 )
 
 // State is a worker's place in its life.
@@ -104,11 +188,18 @@ type worker struct {
 	idle     []*Slot // LIFO: the warmest thread first
 	busy     int
 	served   int
-	limit    int  // recycle after this many requests; 0 = never
-	replaced bool // a replacement has been started (or is not wanted)
+	limit    int   // recycle after this many requests; 0 = never
+	replaced bool  // a replacement has been started (or is not wanted)
+	memory   int64 // USS in bytes at the last sample; 0 before the first
 
 	stopStarted bool // retire has been called
 	cpu         int  // the CPU it is pinned to, or -1
+}
+
+// grant is what a waiting Acquire receives: a slot, or why there is none.
+type grant struct {
+	s   *Slot
+	err error
 }
 
 // Group is a supervised set of worker processes. Its methods are safe for
@@ -120,17 +211,25 @@ type Group struct {
 
 	mu       sync.Mutex
 	workers  []*worker
-	waiters  []chan *Slot
+	waiters  []chan grant // each has room for one grant
 	spawning int
 	stopping bool
-	failures int // consecutive short-lived workers, for backoff
-	changed  chan struct{}
+	changed  chan struct{} // closed and replaced on every change
+
+	crash crashState
+
+	idle       bool      // processes stopped after IdleTimeout; Acquire starts them
+	lastActive time.Time // a request last started or ended (kept when IdleTimeout is set)
+
+	// readMemory returns a process's USS in bytes; tests replace it.
+	readMemory func(pid int) (int64, error)
+	memWarned  bool // a memory sample failed and was logged
 
 	cpuUse map[int]int // workers (live or starting) pinned to each CPU
 
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
-	done   chan struct{} // closed by Stop: ends respawn backoffs
+	done   chan struct{} // closed by Stop: ends backoffs and housekeeping
 }
 
 // New returns a Group that will start workers with spawner.
@@ -138,9 +237,34 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 	cfg.Spec.Threads = cfg.Threads
 	cfg.Spec.Processes = cfg.Processes
 	log := cfg.Log.With("group", cfg.Name)
-	cfg.Spec.Log = log
+	cfg.Spec.Log = log // worker output and lifecycle lines carry group= too
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Group{cfg: cfg, spawner: spawner, log: log, changed: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}), cpuUse: map[int]int{}}
+	return &Group{
+		cfg: cfg, spawner: spawner, log: log,
+		changed:    make(chan struct{}),
+		crash:      newCrashState(),
+		readMemory: readUSS,
+		cpuUse:     map[int]int{},
+		ctx:        ctx, cancel: cancel, done: make(chan struct{}),
+	}
+}
+
+// Name is the group's name.
+func (g *Group) Name() string { return g.cfg.Name }
+
+// QueueTimeout is the configured Config.QueueTimeout: how long Acquire
+// lets a request wait for a slot (0: only the caller's context bounds it).
+func (g *Group) QueueTimeout() time.Duration { return g.cfg.QueueTimeout }
+
+// maxQueue is the number of waiters allowed.
+func (g *Group) maxQueue() int {
+	switch {
+	case g.cfg.MaxQueue == 0:
+		return DefaultMaxQueue
+	case g.cfg.MaxQueue < 0:
+		return 0
+	}
+	return g.cfg.MaxQueue
 }
 
 // reserveCPULocked picks the pinned CPU for a new worker: the one fewest
@@ -173,7 +297,8 @@ func (g *Group) spec(cpu int) proc.Spec {
 
 // Start spawns every worker and waits until all are ready. If one cannot
 // import the app, Start stops the others and returns its error (a
-// *proc.ImportError when the import failed).
+// *proc.ImportError when the import failed). Once started, the group
+// samples worker memory and watches for idleness until Stop.
 func (g *Group) Start(ctx context.Context) error {
 	type result struct {
 		p   *proc.Process
@@ -218,6 +343,15 @@ func (g *Group) Start(ctx context.Context) error {
 	for _, r := range started {
 		g.add(r.p, nil, r.cpu)
 	}
+	g.mu.Lock()
+	g.lastActive = time.Now()
+	g.mu.Unlock()
+	if g.memoryInterval() > 0 {
+		go g.sampleMemory()
+	}
+	if g.cfg.IdleTimeout > 0 {
+		go g.watchIdle()
+	}
 	return nil
 }
 
@@ -248,6 +382,7 @@ func (g *Group) add(p *proc.Process, old *worker, cpu int) {
 	if old != nil && old.state == StateReady {
 		g.retireLocked(old)
 	}
+	g.watchHealthLocked(w)
 	g.notifyLocked()
 	g.mu.Unlock()
 	g.log.Info("worker ready", "pid", p.PID, "python", p.Hello.Python)
@@ -266,19 +401,28 @@ func (g *Group) takeIdle(w *worker) *Slot {
 func (g *Group) startLocked(w *worker) {
 	w.busy++
 	w.served++
-	if w.limit > 0 && w.served >= w.limit && !w.replaced && w.state == StateReady {
-		w.replaced = true
-		g.log.Info("worker reached max requests; starting its replacement", "pid", w.p.PID, "served", w.served)
-		g.spawnLocked(w)
+	if g.cfg.IdleTimeout > 0 {
+		g.lastActive = time.Now()
+	}
+	if w.limit > 0 && w.served >= w.limit {
+		g.recycleLocked(w, "max_requests", "served", w.served)
 	}
 }
 
 // handOff gives s to the oldest waiter. Caller holds g.mu and knows a waiter
-// exists; waiter channels have room for one slot.
+// exists; waiter channels have room for one grant.
 func (g *Group) handOff(s *Slot) {
 	c := g.waiters[0]
 	g.waiters = g.waiters[1:]
-	c <- s
+	c <- grant{s: s}
+}
+
+// refuseWaitersLocked answers every waiting Acquire with err.
+func (g *Group) refuseWaitersLocked(err error) {
+	for _, c := range g.waiters {
+		c <- grant{err: err}
+	}
+	g.waiters = nil
 }
 
 // TryAcquire returns an idle slot if one is free right now, else nil. It
@@ -307,8 +451,22 @@ func (g *Group) leastBusyLocked() *worker {
 	return best
 }
 
-// Acquire returns an idle slot, waiting until one is free or ctx ends
-// (ErrNoWorker wrapping the context's error). The caller must Release it.
+func (g *Group) anyReadyLocked() bool {
+	for _, w := range g.workers {
+		if w.state == StateReady {
+			return true
+		}
+	}
+	return false
+}
+
+// Acquire returns an idle slot, waiting in the queue until one is free.
+// The caller must Release it. It fails at once with ErrStopped, with
+// ErrQueueFull when MaxQueue requests already wait, or with a *FailedError
+// (ErrFailed) when the group is failed and no worker runs; it fails after
+// QueueTimeout with ErrQueueTimeout, or when ctx ends with ErrNoWorker
+// wrapping the context's error. A group stopped by IdleTimeout starts its
+// processes again.
 func (g *Group) Acquire(ctx context.Context) (*Slot, error) {
 	g.mu.Lock()
 	if g.stopping {
@@ -320,33 +478,72 @@ func (g *Group) Acquire(ctx context.Context) (*Slot, error) {
 		g.mu.Unlock()
 		return s, nil
 	}
-	c := make(chan *Slot, 1)
+	c, timeout, err := g.enqueueLocked()
+	g.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return g.wait(ctx, c, timeout)
+}
+
+// enqueueLocked queues a waiter when the group can take one, and returns
+// its channel and how long it may wait (0: no bound of the group's).
+func (g *Group) enqueueLocked() (chan grant, time.Duration, error) {
+	if g.idle {
+		g.wakeLocked()
+	}
+	ready := g.anyReadyLocked()
+	if !ready {
+		if err := g.failedErrLocked(time.Now()); err != nil {
+			return nil, 0, err
+		}
+	}
+	if n := g.maxQueue(); len(g.waiters) >= n {
+		return nil, 0, fmt.Errorf("%w: %d requests already wait for a worker of group %s", ErrQueueFull, n, g.cfg.Name)
+	}
+	c := make(chan grant, 1)
 	g.waiters = append(g.waiters, c)
+	timeout := g.cfg.QueueTimeout
+	if timeout > 0 && !ready {
+		timeout = max(timeout, g.cfg.Spec.StartupTimeout)
+	}
+	return c, timeout, nil
+}
+
+// wait waits for a grant on c, for at most timeout when it is not 0.
+func (g *Group) wait(ctx context.Context, c chan grant, timeout time.Duration) (*Slot, error) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case gr := <-c:
+		return gr.s, gr.err
+	case <-expired:
+		g.leave(c)
+		return nil, fmt.Errorf("%w of %v", ErrQueueTimeout, timeout)
+	case <-ctx.Done():
+		g.leave(c)
+		return nil, fmt.Errorf("%w: %w", ErrNoWorker, ctx.Err())
+	}
+}
+
+// leave takes c out of the queue. A slot handed over just before is
+// released, so it goes to the next waiter.
+func (g *Group) leave(c chan grant) {
+	g.mu.Lock()
+	if i := slices.Index(g.waiters, c); i >= 0 {
+		g.waiters = slices.Delete(g.waiters, i, i+1)
+	}
 	g.mu.Unlock()
 	select {
-	case s := <-c:
-		if s == nil {
-			return nil, ErrStopped
+	case gr := <-c:
+		if gr.s != nil {
+			g.Release(gr.s, true)
 		}
-		return s, nil
-	case <-ctx.Done():
-		g.mu.Lock()
-		for i, wc := range g.waiters {
-			if wc == c {
-				g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
-				break
-			}
-		}
-		g.mu.Unlock()
-		// A slot may have been handed over just before we left the queue.
-		select {
-		case s := <-c:
-			if s != nil {
-				g.Release(s, true)
-			}
-		default:
-		}
-		return nil, fmt.Errorf("%w: %w", ErrNoWorker, ctx.Err())
+	default:
 	}
 }
 
@@ -358,6 +555,9 @@ func (g *Group) Release(s *Slot, healthy bool) {
 	defer g.mu.Unlock()
 	w := s.w
 	w.busy--
+	if g.cfg.IdleTimeout > 0 {
+		g.lastActive = time.Now()
+	}
 	if !healthy {
 		s.conn.Close()
 		if w.state == StateReady {
@@ -412,84 +612,26 @@ func (g *Group) watch(w *worker) {
 	w.state = StateDead
 	w.idle = nil
 	g.releaseCPULocked(w.cpu)
-	for i, x := range g.workers {
-		if x == w {
-			g.workers = append(g.workers[:i], g.workers[i+1:]...)
-			break
-		}
+	if i := slices.Index(g.workers, w); i >= 0 {
+		g.workers = slices.Delete(g.workers, i, i+1)
 	}
-	unexpected := prev == StateReady
-	if unexpected {
-		if w.p.Uptime() < 5*time.Second {
-			g.failures++
-		} else {
-			g.failures = 0
+	if prev == StateReady {
+		uptime := w.p.Uptime()
+		status := fmt.Sprint(w.p.ExitErr())
+		g.log.Warn("worker exited unexpectedly; respawning", "pid", w.p.PID, "status", status, "uptime", uptime.Round(time.Millisecond).String())
+		if uptime < g.crash.healthyAfter {
+			g.recordFailureLocked(fmt.Errorf("worker %d exited %v after it was ready (%s)", w.p.PID, uptime.Round(time.Millisecond), status))
 		}
-		g.log.Warn("worker exited unexpectedly; respawning", "pid", w.p.PID, "status", fmt.Sprint(w.p.ExitErr()), "uptime", w.p.Uptime().Round(time.Millisecond).String())
 		if !g.stopping && !w.replaced {
 			g.spawnLocked(nil)
 		}
 	} else {
 		g.log.Info("worker stopped", "pid", w.p.PID)
 	}
+	g.refuseIfFailedLocked()
 	g.notifyLocked()
 	g.mu.Unlock()
 	w.p.Close()
-}
-
-// spawnLocked starts one worker in the background, after a backoff that
-// grows with consecutive early deaths. old, when set, retires once the new
-// worker is ready.
-func (g *Group) spawnLocked(old *worker) {
-	g.spawning++
-	cpu := g.reserveCPULocked()
-	delay := time.Duration(0)
-	if g.failures > 0 && old == nil {
-		delay = min(100*time.Millisecond<<min(g.failures-1, 7), 10*time.Second)
-	}
-	go func() {
-		added := false
-		defer func() {
-			g.mu.Lock()
-			g.spawning--
-			if !added {
-				g.releaseCPULocked(cpu)
-			}
-			g.notifyLocked()
-			g.mu.Unlock()
-		}()
-		for {
-			if delay > 0 {
-				select {
-				case <-time.After(delay):
-				case <-g.done:
-					return
-				}
-			}
-			g.mu.Lock()
-			stopping := g.stopping
-			g.mu.Unlock()
-			if stopping {
-				return
-			}
-			p, err := g.spawner.Start(g.ctx, g.spec(cpu))
-			if err == nil {
-				added = true // add owns the CPU now (it releases it if stopping)
-				g.add(p, old, cpu)
-				return
-			}
-			if g.ctx.Err() != nil {
-				return
-			}
-			var ie *proc.ImportError
-			if errors.As(err, &ie) {
-				g.log.Error("worker failed to import the app; will retry", "error", ie.Message, "hint", ie.Hint, "traceback", ie.Traceback)
-			} else {
-				g.log.Error("worker failed to start; will retry", "error", err)
-			}
-			delay = min(max(2*delay, 500*time.Millisecond), 10*time.Second)
-		}
-	}()
 }
 
 func (g *Group) notifyLocked() {
@@ -497,24 +639,88 @@ func (g *Group) notifyLocked() {
 	g.changed = make(chan struct{})
 }
 
-// Snapshot describes a worker for logs, tests and status pages.
-type Snapshot struct {
-	PID    int
-	State  State
-	Busy   int
+// WorkerInfo describes a worker for logs, tests, status pages and metrics.
+type WorkerInfo struct {
+	// PID is the worker's process id.
+	PID int
+	// State is ready, or retiring (finishing its requests before it stops).
+	State State
+	// Recycling is set once the worker's replacement is being started
+	// (max requests, max RSS, Recycle); it keeps serving until then.
+	Recycling bool
+	// Busy is the number of its slots held by requests.
+	Busy int
+	// Served is the number of requests it has been given.
 	Served int
-	CPU    int // pinned CPU, or -1
+	// CPU is the CPU it is pinned to, or -1.
+	CPU int
+	// Memory is its unique memory (USS) in bytes at the last sample, 0
+	// before the first (see Config.MaxRSS and Config.MemoryInterval).
+	Memory int64
+	// Uptime is how long ago its process was started.
+	Uptime time.Duration
 }
 
 // Workers returns a snapshot of the live workers.
-func (g *Group) Workers() []Snapshot {
+func (g *Group) Workers() []WorkerInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make([]Snapshot, 0, len(g.workers))
+	return g.workersLocked()
+}
+
+func (g *Group) workersLocked() []WorkerInfo {
+	out := make([]WorkerInfo, 0, len(g.workers))
 	for _, w := range g.workers {
-		out = append(out, Snapshot{PID: w.p.PID, State: w.state, Busy: w.busy, Served: w.served, CPU: w.cpu})
+		out = append(out, WorkerInfo{
+			PID: w.p.PID, State: w.state, Recycling: w.replaced && w.state == StateReady,
+			Busy: w.busy, Served: w.served, CPU: w.cpu, Memory: w.memory, Uptime: w.p.Uptime(),
+		})
 	}
 	return out
+}
+
+// Status is a snapshot of a group for status pages and metrics.
+type Status struct {
+	// Name is the group's name.
+	Name string
+	// Workers are its live workers.
+	Workers []WorkerInfo
+	// Queued is the number of requests waiting for a slot.
+	Queued int
+	// Idle is set while its processes are stopped after IdleTimeout.
+	Idle bool
+	// Failed is set while the group is in the failed state.
+	Failed bool
+	// RetryAt, when Failed, is when the group tries to start a worker again.
+	RetryAt time.Time
+	// LastFailure is the last startup failure, "" when there was none.
+	LastFailure string
+	// Failures is the number of consecutive startup failures (0 once a
+	// worker has stayed up 5 s).
+	Failures int
+}
+
+// Status returns a snapshot of the group.
+func (g *Group) Status() Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := Status{Name: g.cfg.Name, Workers: g.workersLocked(), Queued: len(g.waiters), Idle: g.idle, Failures: g.crash.failures}
+	if g.crash.failedLocked(time.Now()) {
+		st.Failed, st.RetryAt = true, g.crash.failedUntil
+	}
+	if g.crash.last != nil {
+		st.LastFailure = g.crash.last.Error()
+	}
+	return st
+}
+
+// busyLocked counts the requests in progress.
+func (g *Group) busyLocked() int {
+	busy := 0
+	for _, w := range g.workers {
+		busy += w.busy
+	}
+	return busy
 }
 
 // waitIdle waits until no request is in progress and no worker is being
@@ -522,10 +728,7 @@ func (g *Group) Workers() []Snapshot {
 func (g *Group) waitIdle(ctx context.Context) int {
 	for {
 		g.mu.Lock()
-		busy := g.spawning
-		for _, w := range g.workers {
-			busy += w.busy
-		}
+		busy := g.spawning + g.busyLocked()
 		changed := g.changed
 		g.mu.Unlock()
 		if busy == 0 {
@@ -548,10 +751,7 @@ func (g *Group) Stop(ctx context.Context) {
 		g.stopping = true
 		close(g.done)
 	}
-	for _, c := range g.waiters {
-		c <- nil
-	}
-	g.waiters = nil
+	g.refuseWaitersLocked(ErrStopped)
 	g.mu.Unlock()
 	if busy := g.waitIdle(ctx); busy > 0 {
 		g.log.Warn("stopping with requests still in progress", "busy", busy)

@@ -65,6 +65,13 @@ func newGroup(t *testing.T, mode string, cfg Config) *fixture {
 func startGroup(t *testing.T, mode string, cfg Config) *fixture {
 	t.Helper()
 	f := newGroup(t, mode, cfg)
+	f.start(t)
+	return f
+}
+
+// start starts a group made by newGroup; the test's cleanup stops it.
+func (f *fixture) start(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := f.g.Start(ctx); err != nil {
@@ -75,7 +82,6 @@ func startGroup(t *testing.T, mode string, cfg Config) *fixture {
 		defer cancel()
 		f.g.Stop(ctx)
 	})
-	return f
 }
 
 // setMode sets what the next spawned workers do.
@@ -98,13 +104,13 @@ func (f *fixture) pids() []int {
 	return pids
 }
 
-func (f *fixture) worker(pid int) (Snapshot, bool) {
+func (f *fixture) worker(pid int) (WorkerInfo, bool) {
 	for _, w := range f.g.Workers() {
 		if w.PID == pid {
 			return w, true
 		}
 	}
-	return Snapshot{}, false
+	return WorkerInfo{}, false
 }
 
 func (f *fixture) waiters() int {
@@ -411,7 +417,7 @@ func TestAcquireTimeout(t *testing.T) {
 func TestTryAcquireWithWaiters(t *testing.T) {
 	t.Parallel()
 	f := startGroup(t, "ok", Config{Processes: 1, Threads: 2})
-	dummy := make(chan *Slot, 1)
+	dummy := make(chan grant, 1)
 	f.g.mu.Lock()
 	f.g.waiters = append(f.g.waiters, dummy)
 	f.g.mu.Unlock()
@@ -419,7 +425,7 @@ func TestTryAcquireWithWaiters(t *testing.T) {
 		t.Errorf("TryAcquire with a waiter queued = slot of %d, want nil", s.PID())
 	}
 	f.g.mu.Lock()
-	f.g.waiters = slices.DeleteFunc(f.g.waiters, func(c chan *Slot) bool { return c == dummy })
+	f.g.waiters = slices.DeleteFunc(f.g.waiters, func(c chan grant) bool { return c == dummy })
 	f.g.mu.Unlock()
 	s := f.g.TryAcquire()
 	if s == nil {
@@ -569,7 +575,7 @@ func TestMaxRequestsRecycle(t *testing.T) {
 	if ws := f.g.Workers(); len(ws) != 1 || ws[0].PID != repl {
 		t.Errorf("workers at the end: %+v, want only %d", ws, repl)
 	}
-	if len(fakeworker.Lines(f.logs, "worker reached max requests", fmt.Sprintf("pid=%d", old))) != 1 {
+	if len(fakeworker.Lines(f.logs, "recycling worker", "reason=max_requests", fmt.Sprintf("pid=%d", old))) != 1 {
 		t.Error("no log line about the recycling")
 	}
 }
