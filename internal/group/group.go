@@ -229,7 +229,10 @@ type Group struct {
 
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
-	done   chan struct{} // closed by Stop: ends backoffs and housekeeping
+
+	plMu sync.Mutex      // guards pl; held while a fork server starts
+	pl   *proc.Preloader // the fork server, with Spec.Preload
+	done chan struct{}   // closed by Stop: ends backoffs and housekeeping
 }
 
 // New returns a Group that will start workers with spawner.
@@ -311,7 +314,7 @@ func (g *Group) Start(ctx context.Context) error {
 		cpu := g.reserveCPULocked()
 		g.mu.Unlock()
 		go func() {
-			p, err := g.spawner.Start(ctx, g.spec(cpu))
+			p, err := g.startWorker(ctx, cpu)
 			results <- result{p, err, cpu}
 		}()
 	}
@@ -777,5 +780,6 @@ func (g *Group) Stop(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	g.stopPreloader()
 	g.cancel()
 }

@@ -39,6 +39,9 @@ func (g *Group) idleCheck() time.Duration {
 		}
 	}
 	g.notifyLocked()
+	if g.cfg.Spec.Preload {
+		go g.stopPreloader() // the next request starts a new one
+	}
 	return limit
 }
 

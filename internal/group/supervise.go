@@ -256,7 +256,7 @@ func (g *Group) spawn(old *worker, cpu int) {
 		if !ok {
 			return
 		}
-		p, err := g.spawner.Start(g.ctx, g.spec(cpu))
+		p, err := g.startWorker(g.ctx, cpu)
 		if err == nil {
 			g.attemptDone(probe, nil)
 			added = true // add owns the CPU now (it releases it if stopping)

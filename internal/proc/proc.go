@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -56,6 +57,20 @@ type Spec struct {
 	Pin bool
 	// CPU is the CPU to pin to when Pin is set.
 	CPU int
+	// User, when set, is the account the worker runs as (LookupAccount):
+	// its uid, gid and supplementary groups, with HOME, USER and LOGNAME
+	// set as login does. Nil keeps whisk's own; CheckAccount says when
+	// that is allowed.
+	User *Account
+	// Preload tells internal/group to import the app once in a fork server
+	// (StartPreload) and fork the workers from it (Preloader.Fork). Start
+	// itself ignores it.
+	Preload bool
+	// PostFork, when set, is a Python "module:function" each worker calls,
+	// with no arguments, before it serves: after the fork with Preload
+	// (to reopen connections the app made at import), after the import
+	// without. If it raises, the worker fails to start with a *HookError.
+	PostFork string
 	// Log receives the worker's output and lifecycle events.
 	Log *slog.Logger
 }
@@ -72,6 +87,24 @@ type ImportError struct {
 
 func (e *ImportError) Error() string {
 	return "import app: " + e.Message
+}
+
+// HookError is returned when a worker could not load or run the PostFork
+// hook.
+type HookError struct {
+	// Message is one line naming post_fork and the exception.
+	Message string
+	// Traceback is the Python traceback.
+	Traceback string
+	// Hint names the likely fix.
+	Hint string
+}
+
+func (e *HookError) Error() string {
+	if e.Traceback == "" {
+		return e.Message
+	}
+	return e.Message + "\n" + strings.TrimRight(e.Traceback, "\n")
 }
 
 // Hello is what a worker reports once its app is imported.
@@ -91,7 +124,7 @@ type Process struct {
 	// Channels are the request channels, one per worker thread.
 	Channels []*wire.Conn
 
-	cmd     *exec.Cmd
+	signal  func(syscall.Signal) error
 	control *wire.Conn
 	done    chan struct{}
 	exitErr error
@@ -141,9 +174,23 @@ const bootstrap = "import sys; sys.path.insert(0, sys.argv.pop(1)); from whisk_w
 // an *ImportError; one that exits or stays silent past StartupTimeout
 // returns an error carrying its last output lines.
 func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
+	p, tail, err := s.spawn(spec, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ready(ctx, spec, tail, spec.Threads); err != nil {
+		return nil, err
+	}
+	go p.readControl()
+	return p, nil
+}
+
+// spawn starts the interpreter with its control socket (as a fork server
+// when preload is set) and starts folding its output into the log.
+func (s *Spawner) spawn(spec Spec, preload bool) (*Process, *tailBuffer, error) {
 	ctl, ctlPeer, err := wire.Pair()
 	if err != nil {
-		return nil, fmt.Errorf("spawn %s: %w", spec.App, err)
+		return nil, nil, fmt.Errorf("spawn %s: %w", spec.App, err)
 	}
 	args := []string{"-u", "-c", bootstrap, spec.RuntimeDir,
 		"--control-fd", "3", "--app", spec.App,
@@ -155,18 +202,27 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	for _, p := range spec.PythonPath {
 		args = append(args, "--pythonpath", p)
 	}
+	if spec.PostFork != "" {
+		args = append(args, "--post-fork", spec.PostFork)
+	}
+	if preload {
+		args = append(args, "--preload")
+	}
 	cmd := exec.Command(spec.Python, args...)
 	cmd.Env = workerEnv(spec)
-	if spec.Chdir != "" {
+	if spec.Chdir != "" && spec.User == nil {
+		// As another user, the worker changes directory itself (--chdir):
+		// exec would report a directory that user cannot enter as an
+		// interpreter it cannot run.
 		cmd.Dir = spec.Chdir
 	}
 	cmd.ExtraFiles = []*os.File{ctlPeer}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: spec.User.credential()}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		ctl.Close()
 		ctlPeer.Close()
-		return nil, fmt.Errorf("spawn %s: %w", spec.App, err)
+		return nil, nil, fmt.Errorf("spawn %s: %w", spec.App, err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, outW
 	err = s.start(cmd)
@@ -175,11 +231,14 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		ctl.Close()
 		outR.Close()
-		return nil, fmt.Errorf("spawn %s: %w (is --python %q an interpreter?)", spec.Python, err, spec.Python)
+		return nil, nil, spawnError(spec, err)
 	}
-	p := &Process{PID: cmd.Process.Pid, cmd: cmd, control: ctl, done: make(chan struct{}), started: time.Now()}
+	p := &Process{PID: cmd.Process.Pid, control: ctl, done: make(chan struct{}), started: time.Now()}
+	p.signal = func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
 	p.log = spec.Log.With("pid", p.PID)
-	if spec.Pin {
+	if preload {
+		p.log = p.log.With("role", "fork server")
+	} else if spec.Pin {
 		// The child is still importing on its main thread; the threads it
 		// starts for its channels inherit the mask.
 		if err := pin(p.PID, spec.CPU); err != nil {
@@ -195,24 +254,44 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 		p.exitErr = err
 		close(p.done)
 	}()
+	return p, tail, nil
+}
 
+// spawnError explains why exec failed: most often the interpreter, or a
+// directory or file the worker's user may not use.
+func spawnError(spec Spec, err error) error {
+	as := ""
+	if spec.User != nil {
+		as = fmt.Sprintf(" as user %q", spec.User.Name)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("spawn %s%s: %w (may that user run it, and enter every directory above it?)", spec.Python, as, err)
+	}
+	return fmt.Errorf("spawn %s: %w (is --python %q an interpreter?)", spec.Python, err, spec.Python)
+}
+
+// ready waits for the worker's HELLO and hands it threads request
+// channels. On failure it kills the process, waits for its exit and
+// releases it.
+func (p *Process) ready(ctx context.Context, spec Spec, tail *tailBuffer, threads int) error {
 	hello, err := p.handshake(ctx, spec.StartupTimeout)
 	if err != nil {
 		p.Kill()
 		<-p.done
 		p.Close()
 		var ie *ImportError
-		if errors.As(err, &ie) {
-			return nil, err
+		var he *HookError
+		if errors.As(err, &ie) || errors.As(err, &he) {
+			return err
 		}
-		return nil, fmt.Errorf("start worker for %s: %w%s", spec.App, err, tail.String())
+		return fmt.Errorf("start worker for %s: %w%s", spec.App, err, tail.String())
 	}
 	p.Hello = hello
-	for i := 0; i < spec.Threads; i++ {
+	for i := 0; i < threads; i++ {
 		conn, peer, err := wire.Pair()
 		if err == nil {
 			frame := wire.AppendFrame(nil, wire.TypeChannel, 0, 0, []byte(`{"id": `+strconv.Itoa(i)+`}`))
-			err = ctl.WriteWithFD(frame, peer)
+			err = p.control.WriteWithFD(frame, peer)
 			peer.Close()
 		}
 		if err != nil {
@@ -222,12 +301,11 @@ func (s *Spawner) Start(ctx context.Context, spec Spec) (*Process, error) {
 			p.Kill()
 			<-p.done
 			p.Close()
-			return nil, fmt.Errorf("hand channel %d to worker %d: %w", i, p.PID, err)
+			return fmt.Errorf("hand channel %d to worker %d: %w", i, p.PID, err)
 		}
 		p.Channels = append(p.Channels, conn)
 	}
-	go p.readControl()
-	return p, nil
+	return nil
 }
 
 func workerEnv(spec Spec) []string {
@@ -246,6 +324,7 @@ func workerEnv(spec Spec) []string {
 		env = append(env, "VIRTUAL_ENV="+spec.VirtualEnv)
 	}
 	env = append(env, "PYTHONUNBUFFERED=1")
+	env = append(env, spec.User.env()...)
 	return append(env, spec.Env...)
 }
 
@@ -285,11 +364,17 @@ func (p *Process) handshake(ctx context.Context, timeout time.Duration) (Hello, 
 			}
 			return h, nil
 		case wire.TypeFailed:
-			ie := &ImportError{}
-			if err := json.Unmarshal(r.f.Payload, ie); err != nil {
+			var failed struct {
+				ImportError
+				Stage string `json:"stage"`
+			}
+			if err := json.Unmarshal(r.f.Payload, &failed); err != nil {
 				return Hello{}, fmt.Errorf("bad FAILED report from worker: %w", err)
 			}
-			return Hello{}, ie
+			if failed.Stage == "post_fork" {
+				return Hello{}, &HookError{Message: failed.Message, Traceback: failed.Traceback, Hint: failed.Hint}
+			}
+			return Hello{}, &failed.ImportError
 		default:
 			return Hello{}, fmt.Errorf("worker sent %s before HELLO", r.f.Type)
 		}
@@ -356,10 +441,10 @@ func (p *Process) Stop() {
 }
 
 // Terminate sends SIGTERM.
-func (p *Process) Terminate() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
+func (p *Process) Terminate() { _ = p.signal(syscall.SIGTERM) }
 
 // Kill sends SIGKILL.
-func (p *Process) Kill() { _ = p.cmd.Process.Kill() }
+func (p *Process) Kill() { _ = p.signal(syscall.SIGKILL) }
 
 // Close releases the front's ends of the channels and the control socket;
 // a worker whose control socket closes exits at once. Safe to call more

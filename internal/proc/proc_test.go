@@ -486,6 +486,12 @@ func TestWorkerEnv(t *testing.T) {
 			wantPath: "/srv/venv/bin:/usr/bin:/bin",
 		},
 		{
+			name:     "user",
+			spec:     Spec{User: &Account{Name: "blog", Home: "/srv/blog"}, Env: []string{"HOME=/override"}},
+			want:     []string{"PYTHONUNBUFFERED=1", "HOME=/srv/blog", "USER=blog", "LOGNAME=blog", "HOME=/override"},
+			wantPath: "/usr/bin:/bin",
+		},
+		{
 			name:      "virtualenv without PATH",
 			spec:      Spec{VirtualEnv: "/srv/venv"},
 			unsetPath: true,

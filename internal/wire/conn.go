@@ -241,9 +241,19 @@ func (c *Conn) WriteFrame(t Type, flags Flags, stream uint32, payload []byte) er
 // WriteWithFD writes frame (a whole FILE or CHANNEL frame) with f's
 // descriptor attached. The caller keeps ownership of f.
 func (c *Conn) WriteWithFD(frame []byte, f *os.File) error {
+	return c.WriteWithFDs(frame, f)
+}
+
+// WriteWithFDs writes frame with the descriptors of files attached, in
+// order (a FORK frame carries two). The caller keeps ownership of files.
+func (c *Conn) WriteWithFDs(frame []byte, files ...*os.File) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	rights := syscall.UnixRights(int(f.Fd()))
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	rights := syscall.UnixRights(fds...)
 	n, _, err := c.uc.WriteMsgUnix(frame, rights, nil)
 	if err != nil {
 		return err

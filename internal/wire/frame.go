@@ -30,6 +30,9 @@ const (
 	TypeStop     Type = 0x04
 	TypePing     Type = 0x05
 	TypePong     Type = 0x06
+	TypeFork     Type = 0x07 // front → fork server (preload)
+	TypeForked   Type = 0x08 // fork server → front
+	TypeExited   Type = 0x09 // fork server → front
 	TypeRequest  Type = 0x10
 	TypeData     Type = 0x11
 	TypeResponse Type = 0x12
@@ -41,7 +44,8 @@ const (
 
 var typeNames = map[Type]string{
 	TypeHello: "HELLO", TypeFailed: "FAILED", TypeChannel: "CHANNEL", TypeStop: "STOP",
-	TypePing: "PING", TypePong: "PONG", TypeRequest: "REQUEST", TypeData: "DATA",
+	TypePing: "PING", TypePong: "PONG", TypeFork: "FORK", TypeForked: "FORKED", TypeExited: "EXITED",
+	TypeRequest: "REQUEST", TypeData: "DATA",
 	TypeResponse: "RESPONSE", TypeFile: "FILE", TypeCredit: "CREDIT", TypeCancel: "CANCEL",
 	TypeAbort: "ABORT",
 }

@@ -8,4 +8,5 @@ socket channels (docs/protocol.md). Modules, one per concern:
 - wsgi:   environ, wsgi.input, start_response, responses, credits, cancel
 - loader: importing the app named by APP, with errors that name the fix
 - main:   arguments, sys.path, the control channel (HELLO, CHANNEL, STOP)
+- preload: the fork server: import the app once, fork the workers (FORK, EXITED)
 """

@@ -72,6 +72,25 @@ def load(spec: str) -> Callable:
     return obj
 
 
+def load_hook(spec: str, setting: str) -> Callable:
+    """Import and return the function named by a hook setting ("MODULE:FUNCTION")."""
+    name, colon, attr = spec.partition(":")
+    if not colon or not _DOTTED.match(name) or not _DOTTED.match(attr):
+        raise AppImportError("invalid %s %r" % (setting, spec),
+                             "%s is MODULE:FUNCTION, e.g. mysite.hooks:post_fork" % setting)
+    try:
+        obj: Any = importlib.import_module(name)
+    except (Exception, SystemExit) as e:
+        raise AppImportError("%s %r: importing %r failed: %s: %s" % (setting, spec, name, type(e).__name__, _one_line(e)),
+                             "fix %s or the module it names (see the traceback)" % setting) from e
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+    if not callable(obj):
+        raise AppImportError("%s %r: %r has no function %r" % (setting, spec, name, attr),
+                             "point %s at a function of the module, called with no arguments" % setting)
+    return obj
+
+
 def import_module(name: str) -> types.ModuleType:
     try:
         return importlib.import_module(name)

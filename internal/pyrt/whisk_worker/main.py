@@ -4,9 +4,11 @@ The front starts it as
 
     python -u -c "import sys; sys.path.insert(0, RUNTIME_DIR); from whisk_worker.main import main; \
 sys.exit(main(sys.argv[1:]))" --control-fd 3 --app APP --window BYTES --threads T --processes P \
-[--chdir DIR] [--pythonpath DIR]...
+[--chdir DIR] [--pythonpath DIR]... [--post-fork MODULE:FUNCTION] [--preload]
 
-and reads HELLO (ready) or FAILED (exit code 3) on the control channel.
+and reads HELLO (ready) or FAILED (exit code 3) on the control channel. With
+--preload the process is a fork server (preload.py): it imports the app once and
+forks the workers, which come back here to serve.
 """
 
 import argparse
@@ -39,6 +41,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--chdir", help="working directory for the app")
     p.add_argument("--pythonpath", action="append", default=[], help="put DIR at the front of sys.path")
+    p.add_argument("--post-fork", help="MODULE:FUNCTION called with no arguments before the worker serves")
+    p.add_argument("--preload", action="store_true", help="be a fork server: import the app, fork the workers")
     return p.parse_args(argv)
 
 
@@ -57,13 +61,33 @@ def main(argv: Sequence[str]) -> int:
     except BaseException as e:
         return fail(conn, "loading %r failed: %s: %s" % (args.app, type(e).__name__, e),
                     "see the traceback", e)
-    worker = Worker(app, args.window, args.threads, args.processes)
-    hello = {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1}
     try:
-        conn.send(frame(HELLO, 0, 0, json.dumps(hello).encode()))
+        hook = loader.load_hook(args.post_fork, "post_fork") if args.post_fork else None
+    except loader.AppImportError as e:
+        return fail(conn, e.error, e.hint, e.__cause__, "post_fork")
+    if args.preload:
+        from . import preload
+        served = preload.serve(conn, hello())
+        if isinstance(served, int):
+            return served  # the fork server's exit
+        conn = served  # a forked worker's control channel
+    try:
+        if hook is not None:
+            try:
+                hook()
+            except BaseException as e:
+                return fail(conn, "post_fork hook %s raised %s: %s" % (args.post_fork, type(e).__name__, e),
+                            "fix the post_fork hook (see the traceback)", e, "post_fork")
+        worker = Worker(app, args.window, args.threads, args.processes)
+        conn.send(frame(HELLO, 0, 0, json.dumps(hello()).encode()))
         return control_loop(conn, worker)
     except ChannelClosed:
         os._exit(0)  # the front is gone
+
+
+def hello() -> dict:
+    """Return the HELLO payload: this process is ready."""
+    return {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1}
 
 
 def setup_path(chdir: Optional[str], pythonpath: List[str]) -> None:
@@ -79,9 +103,12 @@ def setup_path(chdir: Optional[str], pythonpath: List[str]) -> None:
     sys.path[:] = path
 
 
-def fail(conn: Conn, error: str, hint: str, cause: Optional[BaseException]) -> int:
-    """Send FAILED and return the exit code for an app that cannot be loaded."""
+def fail(conn: Conn, error: str, hint: str, cause: Optional[BaseException], stage: Optional[str] = None) -> int:
+    """Send FAILED and return the exit code for an app that cannot be loaded, or a
+    post_fork hook (stage "post_fork") that cannot be loaded or raised."""
     msg = {"error": " ".join(error.split()), "traceback": format_cause(cause), "hint": " ".join(hint.split())}
+    if stage:
+        msg["stage"] = stage
     try:
         conn.send(frame(FAILED, 0, 0, json.dumps(msg).encode()))
     except ChannelClosed:
