@@ -35,6 +35,21 @@ type Handler struct {
 	// QueueTimeout of its own), the wait for the response to start, and
 	// each pause between two parts of a streamed response.
 	Timeout time.Duration
+	// RequestTimeout, when set, replaces Timeout for the wait for the
+	// response to start and for each pause between two parts of a
+	// streamed response. Past it the client gets 504 (or a cut connection
+	// once the head is out) and the worker is told to interrupt the app's
+	// thread: it logs the thread's Python stack and raises
+	// whisk_worker.RequestTimeout in it.
+	RequestTimeout time.Duration
+	// InterruptGrace is how long an interrupted thread may take to end its
+	// stream (a thread blocked in C sees the exception only when the call
+	// returns). Past it the process is recycled gracefully: a replacement
+	// starts, and the process stops once its other requests are done. The
+	// stuck thread's slot is never given to another request. Zero means
+	// the request timeout: a call that outlives the timeout twice is not
+	// going to return.
+	InterruptGrace time.Duration
 	// MaxBodySize is the largest request body accepted (413 beyond).
 	MaxBodySize int64
 	// BodyMemory is the largest request body held in memory; a larger one
@@ -53,6 +68,23 @@ type Handler struct {
 	Log *slog.Logger
 
 	memInUse atomic.Int64 // bytes of request bodies held in memory
+}
+
+// requestTimeout is RequestTimeout, or Timeout when it is not set.
+func (h *Handler) requestTimeout() time.Duration {
+	if h.RequestTimeout > 0 {
+		return h.RequestTimeout
+	}
+	return h.Timeout
+}
+
+// interruptGrace is InterruptGrace, or the request timeout when it is not
+// set.
+func (h *Handler) interruptGrace() time.Duration {
+	if h.InterruptGrace > 0 {
+		return h.InterruptGrace
+	}
+	return h.requestTimeout()
 }
 
 var builders = sync.Pool{New: func() any { return new(wire.RequestBuilder) }}
@@ -125,10 +157,11 @@ type exchange struct {
 
 	sp *spool // the streamed response, when there is one
 
-	mu       sync.Mutex // guards the fields below and writes that must not follow release
-	released bool
-	aborted  bool // client gone or timed out: CANCEL sent, discard the rest
-	owed     int  // response bytes received and not yet returned as credit
+	mu          sync.Mutex // guards the fields below and writes that must not follow release
+	released    bool
+	aborted     bool // client gone or timed out: CANCEL sent, discard the rest
+	interrupted bool // timed out: CANCEL with the timeout reason sent
+	owed        int  // response bytes received and not yet returned as credit
 }
 
 // errTimeout and friends say why a stream ended early.
@@ -217,10 +250,10 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 // waiting for the front (a full spool), not stalling: no timeout then.
 func (ex *exchange) readFrame(ctx context.Context, streaming bool) (wire.Frame, error) {
 	ex.mu.Lock()
-	if streaming && ex.owed >= ex.h.Window {
+	if streaming && ex.owed >= ex.h.Window && !ex.aborted {
 		ex.conn.SetReadDeadline(time.Time{})
 	} else {
-		ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+		ex.conn.SetReadDeadline(time.Now().Add(ex.h.requestTimeout()))
 	}
 	ex.mu.Unlock()
 	if ctx.Err() != nil {
@@ -291,7 +324,9 @@ func (ex *exchange) release(healthy bool) {
 	ex.h.Group.Release(ex.slot, healthy)
 }
 
-// cancel tells the worker to stop producing this stream.
+// cancel tells the worker to stop producing this stream: the client is
+// gone or the response cannot be delivered. The app is not interrupted; the
+// worker stops at its next send.
 func (ex *exchange) cancel() {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
@@ -299,19 +334,73 @@ func (ex *exchange) cancel() {
 		return
 	}
 	ex.aborted = true
-	_ = ex.conn.WriteFrame(wire.TypeCancel, 0, ex.stream, nil)
+	_ = ex.conn.Write(wire.AppendCancel(nil, ex.stream, wire.CancelClientGone))
 }
 
+// interrupt cancels the stream for a timeout: the worker also raises
+// RequestTimeout in the app's thread and logs its stack. It may follow a
+// cancel.
+func (ex *exchange) interrupt() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.released || ex.interrupted {
+		return
+	}
+	ex.aborted, ex.interrupted = true, true
+	_ = ex.conn.Write(wire.AppendCancel(nil, ex.stream, wire.CancelTimeout))
+}
+
+// recyclePoll is how often drain checks whether a worker being recycled for
+// a stuck thread has stopped taking requests.
+const recyclePoll = 100 * time.Millisecond
+
 // drain reads and drops the rest of a cancelled stream until the worker
-// ends it, then releases the slot. A worker that never ends it within
-// another timeout loses the channel, and its process is replaced.
-func (ex *exchange) drain() {
-	deadline := time.Now().Add(ex.h.Timeout)
+// ends it, then releases the slot, which it holds meanwhile: a thread that
+// does not end its stream never gets another request.
+//
+// The layers of the timeout: a stream cancelled because the client left
+// gets a request timeout to end, then is interrupted like one that timed
+// out (interrupted says it was); an interrupted one gets InterruptGrace,
+// then its process is recycled gracefully. Once the process takes no more
+// requests, the slot is released as broken, so the process stops when its
+// other requests are done.
+func (ex *exchange) drain(interrupted bool) {
+	pid := ex.slot.PID()
+	wait := ex.h.requestTimeout()
+	if interrupted {
+		wait = ex.h.interruptGrace()
+	}
+	deadline := time.Now().Add(wait)
+	recycling := false
 	for {
+		if recycling {
+			deadline = time.Now().Add(recyclePoll)
+		}
 		ex.conn.SetReadDeadline(deadline)
 		f, err := ex.conn.ReadFrame()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			switch {
+			case time.Now().Before(deadline):
+				// The client-gone callback of run moved the deadline.
+			case recycling:
+				if !ex.h.takesRequests(pid) {
+					ex.release(false)
+					return
+				}
+			case !interrupted:
+				ex.h.Log.Warn("the app did not end a cancelled request within the timeout; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", pid)
+				ex.interrupt()
+				interrupted = true
+				deadline = time.Now().Add(ex.h.interruptGrace())
+			default:
+				ex.h.Log.Warn("a thread interrupted for a timeout is still stuck; recycling its worker once its other requests are done", "grace", ex.h.interruptGrace().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", pid)
+				ex.h.Group.Recycle(pid, fmt.Sprintf("a thread is stuck in %s %s past the request timeout", ex.r.Method, ex.r.URL.Path))
+				recycling = true
+			}
+			continue
+		}
 		if err != nil {
-			ex.h.Log.Warn("worker did not end a cancelled request; replacing it", "pid", ex.slot.PID(), "error", err)
+			ex.h.Log.Warn("worker lost while it ended a cancelled request", "pid", pid, "error", err)
 			ex.release(false)
 			return
 		}
@@ -319,6 +408,7 @@ func (ex *exchange) drain() {
 			f.File.Close()
 		}
 		if f.Stream != ex.stream {
+			ex.h.Log.Warn("worker broke the protocol while it ended a cancelled request", "pid", pid, "error", fmt.Errorf("%s frame for stream %d while stream %d is open", f.Type, f.Stream, ex.stream))
 			ex.release(false)
 			return
 		}
@@ -336,20 +426,32 @@ func (ex *exchange) drain() {
 	}
 }
 
+// takesRequests reports whether the group still gives new requests to
+// process pid.
+func (h *Handler) takesRequests(pid int) bool {
+	for _, w := range h.Group.Workers() {
+		if w.PID == pid {
+			return w.State == group.StateReady
+		}
+	}
+	return false
+}
+
 // abandon gives up the stream after reading or writing the channel
-// failed. A client that left or a timeout cancels the stream, which is
-// drained in the background until the worker ends it; any other failure
-// means the worker is lost (it died or broke the protocol) and its slot is
-// retired. phase says where in the exchange it happened, for the log.
+// failed. A client that left cancels the stream, and a timeout interrupts
+// it; either is drained in the background until the worker ends it. Any
+// other failure means the worker is lost (it died or broke the protocol)
+// and its slot is retired. phase says where in the exchange it happened,
+// for the log.
 func (ex *exchange) abandon(err error, phase string) {
 	switch {
 	case errors.Is(err, errClientGone):
 		ex.cancel()
-		go ex.drain()
+		go ex.drain(false)
 	case errors.Is(err, errTimeout):
-		ex.h.Log.Warn("the app did not answer within the timeout "+phase, "timeout", ex.h.Timeout.String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
-		ex.cancel()
-		go ex.drain()
+		ex.h.Log.Warn("the app did not answer within the timeout "+phase+"; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+		ex.interrupt()
+		go ex.drain(true)
 	default:
 		ex.release(false)
 		ex.h.Log.Warn("worker lost "+phase, "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path)
@@ -375,7 +477,7 @@ func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
 			ex.release(true)
 		} else {
 			ex.cancel()
-			go ex.drain()
+			go ex.drain(false)
 		}
 		clear(ex.w.Header())
 		http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
@@ -571,7 +673,7 @@ func (ex *exchange) grantLocked() {
 	_ = ex.conn.Write(wire.AppendCredit(nil, ex.stream, uint32(ex.owed)))
 	ex.owed = 0
 	// The worker can send again: from now on its silence counts.
-	ex.conn.SetReadDeadline(time.Now().Add(ex.h.Timeout))
+	ex.conn.SetReadDeadline(time.Now().Add(ex.h.requestTimeout()))
 }
 
 // pump reads the rest of the stream into the spool.
@@ -594,7 +696,7 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 				ex.cancel()
 				sp.putItem(item{err: err})
 				if !f.End() {
-					go ex.drain()
+					go ex.drain(false)
 					return
 				}
 			}

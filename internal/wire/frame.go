@@ -151,6 +151,43 @@ func ParseCredit(p []byte) (uint32, error) {
 	return binary.LittleEndian.Uint32(p), nil
 }
 
+// CancelReason is why the front cancels a stream: the payload of a CANCEL
+// frame.
+type CancelReason uint8
+
+// Cancel reasons. CancelClientGone travels as an empty payload (what
+// every CANCEL was before reasons existed); the others as one byte.
+const (
+	// CancelClientGone: the client left, or the front cannot deliver the
+	// response. The worker stops at its next send; the app is not
+	// interrupted.
+	CancelClientGone CancelReason = 0
+	// CancelTimeout: the request timed out. The worker also interrupts the
+	// app's thread (raises whisk_worker.RequestTimeout in it).
+	CancelTimeout CancelReason = 1
+)
+
+// AppendCancel appends a CANCEL frame for stream with reason.
+func AppendCancel(dst []byte, stream uint32, reason CancelReason) []byte {
+	if reason == CancelClientGone {
+		return AppendHeader(dst, Header{Type: TypeCancel, Stream: stream})
+	}
+	dst = AppendHeader(dst, Header{Type: TypeCancel, Stream: stream, Length: 1})
+	return append(dst, byte(reason))
+}
+
+// ParseCancel decodes a CANCEL payload. A reason this version does not know
+// is returned as it is: a receiver treats it as CancelClientGone.
+func ParseCancel(p []byte) (CancelReason, error) {
+	switch len(p) {
+	case 0:
+		return CancelClientGone, nil
+	case 1:
+		return CancelReason(p[0]), nil
+	}
+	return 0, fmt.Errorf("%w: CANCEL payload of %d bytes, want 0 or 1", ErrMalformed, len(p))
+}
+
 // FileRange is the payload of a FILE frame: where in the attached file the
 // response body is. Count −1 means "to the end of the file".
 type FileRange struct {

@@ -106,3 +106,21 @@ func FuzzParseFileAndCredit(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCancel(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(AppendCancel(nil, 1, CancelTimeout)[HeaderSize:])
+	f.Add([]byte{0, 1})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		r, err := ParseCancel(p)
+		if err != nil {
+			return
+		}
+		// A reason re-encodes to a payload that decodes the same; the
+		// empty payload is the only form of CancelClientGone.
+		got := AppendCancel(nil, 1, r)[HeaderSize:]
+		if r2, err := ParseCancel(got); err != nil || r2 != r || (r != CancelClientGone && !bytes.Equal(got, p)) {
+			t.Fatalf("CANCEL round trip of %x: %x (%v, %v)", p, got, r2, err)
+		}
+	})
+}

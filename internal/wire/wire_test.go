@@ -337,6 +337,7 @@ func goldenStreams(t *testing.T) map[string][]byte {
 	control = AppendFrame(control, TypeChannel, 0, 0, []byte(`{"id": 0}`))
 	control = AppendCredit(control, 5, 65536)
 	control = AppendFrame(control, TypeCancel, 0, 5, nil)
+	control = AppendCancel(control, 5, CancelTimeout)
 	control = AppendFrame(control, TypeAbort, 0, 5, []byte("ZeroDivisionError: division by zero"))
 	control = AppendFile(control, FlagEnd, 6, FileRange{Offset: 10, Count: -1})
 	control = AppendFrame(control, TypePing, 0, 0, []byte("p1"))

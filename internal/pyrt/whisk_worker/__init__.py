@@ -10,3 +10,5 @@ socket channels (docs/protocol.md). Modules, one per concern:
 - main:   arguments, sys.path, the control channel (HELLO, CHANNEL, STOP)
 - preload: the fork server: import the app once, fork the workers (FORK, EXITED)
 """
+
+from .wsgi import RequestTimeout  # noqa: E402,F401: apps may catch it (raised when a request times out)

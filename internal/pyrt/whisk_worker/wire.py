@@ -17,6 +17,7 @@ REQUEST payload:  u32 meta length | marshal dict of str (the environ) | first bo
 RESPONSE payload: u32 head length | marshal.dumps((status, headers), 2) | first body bytes
 FILE payload:     u64 offset | i64 count (-1: to end of file), one fd in SCM_RIGHTS
 CREDIT payload:   u32 bytes the sender accepts on top of what it granted before
+CANCEL payload:   empty (the client left), or one reason byte: 1 = the request timed out
 
 This module holds the constants, the encoders, and Conn, a buffered frame
 reader/writer over one unix stream socket. It knows nothing of WSGI.
@@ -53,6 +54,7 @@ NAMES = {
 }
 
 END_STREAM = 0x0001
+CANCEL_TIMEOUT = 1  # CANCEL reason: the request timed out; interrupt the app's thread
 MAX_PAYLOAD = 16 << 20  # 16 MiB
 REQUEST_WINDOW = 64 << 10  # body bytes the front sends before it is granted credit
 
@@ -86,6 +88,27 @@ def frame(ftype: int, flags: int, stream: int, payload: Payload = b"") -> bytes:
 def credit_frame(stream: int, n: int) -> bytes:
     """Return a CREDIT frame granting n more body bytes."""
     return _pack_u32(VERSION, CREDIT, 0, stream, 4, n)
+
+
+def cancel_frame(stream: int, reason: int = 0) -> bytes:
+    """Return a CANCEL frame (the front's job; used by tests): reason 0 is an
+    empty payload (the client left), others one byte, like CANCEL_TIMEOUT."""
+    return frame(CANCEL, 0, stream, bytes((reason,)) if reason else b"")
+
+
+def find_cancel(data: Payload, stream: int, reason: int) -> bool:
+    """Report whether the frames at the start of data hold a CANCEL for stream
+    with reason. data may end in the middle of a frame."""
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        version, ftype, _, s, length = _unpack_header(data, pos)
+        if version != VERSION:
+            return False
+        pos += HEADER_SIZE
+        if ftype == CANCEL and s == stream and length == 1 and pos < len(data) and data[pos] == reason:
+            return True
+        pos += length
+    return False
 
 
 def encode_head(status: Any, headers: Any) -> bytes:

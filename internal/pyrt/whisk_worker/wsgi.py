@@ -3,6 +3,11 @@
 Per request: one recv, one marshal.loads, the app call, and for a list body one
 sendall of a RESPONSE frame carrying head, body and END_STREAM. Everything else
 (streamed bodies, credits, cancel, file_wrapper, HEAD) lives off that path.
+
+Timeouts: a watcher thread looks, a few times a second, at the channels whose
+request has been running since its last look, for a CANCEL with the timeout
+reason the app's thread has not read; it logs that thread's stack and raises
+RequestTimeout in it. The request path only stores the stream id it runs.
 """
 
 import io
@@ -12,18 +17,23 @@ import socket
 import stat
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from .wire import (
-    ABORT, CANCEL, CREDIT, DATA, END_STREAM, FILE, FILE_RANGE, HEADER_U32, MAX_PAYLOAD, NAMES, PING,
-    PONG, REQUEST, REQUEST_WINDOW, RESPONSE, U32, VERSION, ChannelClosed, Conn, ProtocolError,
-    credit_frame, encode_head, frame,
+    ABORT, CANCEL, CANCEL_TIMEOUT, CREDIT, DATA, END_STREAM, FILE, FILE_RANGE, HEADER_U32, MAX_PAYLOAD,
+    NAMES, PING, PONG, REQUEST, REQUEST_WINDOW, RESPONSE, U32, VERSION, ChannelClosed, Conn,
+    ProtocolError, credit_frame, encode_head, find_cancel, frame,
 )
 
 READ_AHEAD = 1 << 20  # most request body bytes granted ahead of what the app asked for
 SMALL = 32 << 10  # frames up to this size are joined into one buffer; larger use sendmsg
 HEAD_MAX = MAX_PAYLOAD - SMALL - 4  # largest response head that leaves room for a body
+WATCH_TICK = 0.2  # seconds between the watcher's looks while requests run
+WATCH_IDLE = 1.0  # ... and while none does
+PEEK_MAX = 256 << 10  # bytes of a channel's socket the watcher looks at for a CANCEL
+_RUNTIME = os.path.dirname(os.path.abspath(__file__)) + os.sep  # whisk_worker's own frames
 
 _pack_u32 = HEADER_U32.pack
 _BytesIO = io.BytesIO
@@ -31,6 +41,19 @@ _BytesIO = io.BytesIO
 
 class ClientDisconnected(OSError):
     """The front cancelled the request: the client left or the request timed out."""
+
+
+class RequestTimeout(BaseException):
+    """Raised in the app's thread when the front gave up on its request (request_timeout).
+
+    The client already got 504. It derives from BaseException, like
+    KeyboardInterrupt and asyncio.CancelledError, so that `except Exception` in
+    the app (the 500 handlers of Django and Flask, retry loops) does not swallow
+    it: the thread unwinds, running finally clauses and context managers
+    (transaction.atomic rolls back, Flask's teardown handlers run), and is free
+    for the next request. It arrives only while the thread runs Python code: a
+    thread blocked in C (time.sleep, a socket read) gets it when the call returns.
+    """
 
 
 class FileWrapper:
@@ -164,18 +187,46 @@ class Worker:
         }
         self.channels: List[Channel] = []
         self.stopping = False
+        self.watcher: Optional[threading.Thread] = None
 
     def serve_channel(self, sock: socket.socket, name: str) -> threading.Thread:
         """Serve a request channel from a new daemon thread."""
         chan = Channel(self, sock)
         self.channels.append(chan)
+        if self.watcher is None:
+            self.watcher = threading.Thread(target=self.watch, name="whisk-watcher", daemon=True)
+            self.watcher.start()
         t = threading.Thread(target=chan.serve, name="whisk-channel-" + name, daemon=True)
         t.start()
         return t
 
     def idle(self) -> bool:
-        """Report whether no request is in progress."""
-        return not any(c.busy for c in self.channels)
+        """Report whether no request is in progress, not counting the requests
+        interrupted for a timeout whose threads are still stuck: the front
+        gave up on them, and they must not keep a recycled process alive."""
+        return not any(c.busy and not c.interrupted for c in self.channels)
+
+    def watch(self) -> None:
+        """Interrupt the app in threads whose request timed out (the watcher thread).
+
+        Only a request that was running at the previous look is checked, with
+        one non-blocking peek at its channel: short requests cost nothing.
+        """
+        seen: dict = {}
+        while True:
+            time.sleep(WATCH_TICK if seen else WATCH_IDLE)
+            running = {}
+            for chan in self.channels[:]:
+                stream = chan.running
+                if stream:
+                    running[chan] = stream
+                    if seen.get(chan) == stream and not chan.interrupted:
+                        try:
+                            if chan.timed_out(stream):
+                                chan.interrupt(stream)
+                        except Exception:
+                            _log("bug in whisk_worker's watcher:\n" + traceback.format_exc())
+            seen = running
 
 
 class Channel:
@@ -201,10 +252,19 @@ class Channel:
         self.is_head = False
         self.credit = 0
         self.cancelled = False
+        # Timeouts (see Worker.watch and interrupt).
+        self.tid = 0  # the serving thread's ident and name
+        self.name = ""
+        self.running = 0  # the stream whose app call is in progress; 0: none
+        self.interrupted = False  # RequestTimeout was raised in (or is pending for) that call
+        self.reads = 0  # odd while the thread reads the channel (pump)
+        self.lock = threading.Lock()  # taken by interrupt, and by the thread only after one
 
     def serve(self) -> None:
         """Serve requests until the channel closes or breaks the protocol."""
         conn = self.conn
+        self.tid = threading.get_ident()
+        self.name = threading.current_thread().name
         try:
             while True:
                 ftype, flags, stream, payload = conn.recv_frame()
@@ -213,6 +273,10 @@ class Channel:
                     try:
                         if not self.worker.stopping:
                             self.request(stream, flags, payload)
+                    except RequestTimeout:  # raised in request's own cleanup
+                        self.timed_out_end()
+                        self.running = 0
+                        self.settle()
                     finally:
                         self.busy = False
                 elif ftype == CREDIT or ftype == CANCEL or ftype == DATA:
@@ -248,6 +312,7 @@ class Channel:
         self.credit = self.window
         self.cancelled = False
         result = None
+        self.running = stream
         try:
             result = self.app(environ, self.start_response)
             if type(result) is list and not self.head_sent and not self.is_head:
@@ -273,12 +338,74 @@ class Channel:
                 self.fail()
         except (ChannelClosed, ProtocolError):
             raise
+        except RequestTimeout:
+            self.timed_out_end()
         except BaseException:
             self.fail()
         finally:
             self.input = None
             if result is not None and type(result) is not list:
                 self.close(result)
+            self.running = 0  # no RequestTimeout is raised after this ...
+            if self.interrupted:
+                self.settle()  # ... and none is left pending
+
+    def timed_out(self, stream: int) -> bool:
+        """Report whether the front cancelled stream for a timeout and the
+        thread has not read that CANCEL (the watcher thread asks).
+
+        The buffered bytes and a peek at the socket are looked at only while
+        the thread does not read the channel (reads unchanged and even), so
+        the frames seen are whole and in order.
+        """
+        conn = self.conn
+        mark = self.reads
+        if mark & 1:
+            return False  # the thread is reading: it sees the CANCEL itself
+        data = bytes(conn.view[conn.start:conn.end])
+        try:
+            data += conn.sock.recv(PEEK_MAX, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return False
+        return self.reads == mark and find_cancel(data, stream, CANCEL_TIMEOUT)
+
+    def interrupt(self, stream: int) -> None:
+        """Raise RequestTimeout in the thread running stream, and log its stack
+        (the watcher thread calls it).
+
+        interrupted is set before running is read, and the thread clears
+        running before it reads interrupted: whichever goes first, either no
+        exception is raised, or the thread sees interrupted and, taking the
+        lock, waits until the exception is set to clear it (settle).
+        """
+        with self.lock:
+            self.interrupted = True
+            frame = sys._current_frames().get(self.tid)
+            if self.running != stream or frame is None or frame.f_code.co_filename.startswith(_RUNTIME):
+                # Ended, or in whisk_worker's own code (a send): look again at the next tick.
+                self.interrupted = False
+                return
+            # The app's frames: those below its call (threading, serve, request) are left out.
+            stack = traceback.extract_stack(frame)
+            start = max((i + 1 for i, f in enumerate(stack) if f.filename.startswith(_RUNTIME)), default=0)
+            _log("whisk_worker: %s timed out; raising RequestTimeout in its thread %s. Its stack, most recent "
+                 "call last:\n%s" % (_describe(self.environ), self.name,
+                                      "".join(traceback.format_list(stack[start:] or stack)).rstrip("\n")))
+            _set_async_exc(self.tid, RequestTimeout)
+
+    def settle(self) -> None:
+        """After an interrupted call: drop the RequestTimeout if still pending."""
+        with self.lock:  # waits for interrupt to finish
+            self.interrupted = False
+        _set_async_exc(self.tid, None)
+
+    def timed_out_end(self) -> None:
+        """End a stream whose app call RequestTimeout interrupted."""
+        _log("whisk_worker: %s: the app's thread was interrupted and is free again" % _describe(self.environ))
+        if self.open:
+            self.abort("request timed out")
 
     def respond(self, result: Iterable) -> None:
         """Send the body of any iterable, block by block as it is produced."""
@@ -398,7 +525,11 @@ class Channel:
 
     def pump(self) -> None:
         """Read one frame while a stream is open and act on it."""
-        ftype, flags, stream, payload = self.conn.recv_frame()
+        self.reads += 1
+        try:
+            ftype, flags, stream, payload = self.conn.recv_frame()
+        finally:
+            self.reads += 1
         if ftype == DATA:
             inp = self.input
             if inp is not None and stream == inp._stream:
@@ -468,6 +599,12 @@ class Channel:
         except BaseException:
             _log("error in close() of the app's response to %s:\n%s"
                  % (_describe(self.environ), traceback.format_exc()))
+
+
+def _set_async_exc(tid: int, exc: Any) -> None:
+    """Raise exc in thread tid at its next Python instruction; None clears a pending one."""
+    import ctypes
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc) if exc else None)
 
 
 def _as_bytes(block: Any) -> bytes:
