@@ -5,7 +5,7 @@ build:
 	go build -o whisk ./cmd/whisk
 
 serve: build
-	./whisk serve examples/hello/app.py
+	./whisk serve --allow-root examples/hello/app.py
 
 test:
 	scripts/test.sh

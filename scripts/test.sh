@@ -42,7 +42,10 @@ step "fuzz targets (${FUZZ:-200000x} executions each; end-to-end: ${FUZZ_E2E:-30
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   budget=${FUZZ:-200000x}
-  case "$pkg" in */e2e) budget=${FUZZ_E2E:-3000x} ;; esac
+  case "$pkg" in
+    */e2e) budget=${FUZZ_E2E:-3000x} ;;
+    */internal/config) budget=${FUZZ_CONFIG:-50000x} ;; # each input is a file written and loaded
+  esac
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "-- $pkg $target" >&2
     if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$budget" "$pkg" 2>&1); then

@@ -1,6 +1,6 @@
-// Package cli is whisk's command line: `whisk serve`, `whisk version` and
-// help. It turns flags into a config.Serve, wires the packages together,
-// and handles SIGINT and SIGTERM.
+// Package cli is whisk's command line: `whisk serve`, `check`, `reload`,
+// `version` and help. It turns arguments into config.Options, hands the
+// loaded config to internal/server, and handles SIGINT, SIGTERM and SIGHUP.
 package cli
 
 import (
@@ -10,23 +10,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"os/user"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/whiskserver/whisk/internal/app"
 	"github.com/whiskserver/whisk/internal/config"
-	"github.com/whiskserver/whisk/internal/front"
-	"github.com/whiskserver/whisk/internal/group"
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/pyrt"
+	"github.com/whiskserver/whisk/internal/server"
+	"github.com/whiskserver/whisk/internal/watch"
 )
 
 // Version is whisk's version; the build may override it with
@@ -45,7 +43,9 @@ const usage = `whisk runs Python web applications (WSGI: Django, Flask, ...) in 
 one program that is both the web server and the application server.
 
 Usage:
-  whisk serve [flags] APP     serve a WSGI app
+  whisk serve [flags] [APP]   serve a WSGI app, or the config file's groups
+  whisk check [flags] [APP]   validate the configuration and print it in full
+  whisk reload                make a running whisk reload (SIGHUP through pid_file)
   whisk version               print the version
   whisk help                  show this help
 
@@ -55,7 +55,9 @@ APP is the app to serve, as with gunicorn or mod_wsgi:
   mysite.wsgi                 module alone: the callable is "application"
   /srv/site/wsgi.py           a WSGI script file: the callable is "application"
 
-Run "whisk serve --help" for the flags of serve.
+Without APP, the app comes from the config file: whisk.toml, or
+[tool.whisk] in pyproject.toml, in the working directory, or --config FILE.
+Run "whisk serve --help" for the flags; docs/configuration.md for the file.
 `
 
 // Run runs whisk with args (without the program name) and returns the exit
@@ -68,6 +70,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "reload":
+		return reload(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "whisk %s (%s)\n", Version, buildInfo())
 		return exitOK
@@ -94,140 +100,96 @@ func buildInfo() string {
 	return bi.GoVersion + rev
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-// durationFlag accepts Go durations ("30s", "2m") or plain seconds ("30"),
-// as gunicorn's --timeout does.
-type durationFlag struct{ d *time.Duration }
-
-func (f durationFlag) String() string {
-	if f.d == nil {
-		return ""
-	}
-	return f.d.String()
+// settingFlag records a setting given on the command line; Load parses and
+// checks its text, so a flag and a file value get the same errors.
+type settingFlag struct {
+	name  string // the setting
+	typed string // the flag as typed: --timeout
+	opts  *config.Options
+	bool  bool
 }
 
-func (f durationFlag) Set(v string) error {
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if math.IsNaN(n) || n < 0 || n > float64(math.MaxInt64/int64(time.Second)) {
-			return fmt.Errorf("want seconds or a duration like 30s or 2m, from 0 to %d seconds", math.MaxInt64/int64(time.Second))
-		}
-		*f.d = time.Duration(n * float64(time.Second))
-		return nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return fmt.Errorf("want seconds or a duration like 30s or 2m")
-	}
-	*f.d = d
+func (f *settingFlag) String() string   { return "" }
+func (f *settingFlag) IsBoolFlag() bool { return f.bool }
+func (f *settingFlag) Set(v string) error {
+	f.opts.Flags = append(f.opts.Flags, config.FlagValue{Name: f.name, Value: v, Flag: f.typed})
 	return nil
 }
 
-// sizeFlag accepts bytes with an optional unit: 512, 64KiB, 10MB, 1G.
-type sizeFlag struct{ n *int64 }
+// boolSettings are the settings that are switches (--preload, no value).
+var boolSettings = map[string]bool{"reload": true, "allow_root": true, "preload": true}
 
-func (f sizeFlag) String() string {
-	if f.n == nil {
-		return ""
-	}
-	return strconv.FormatInt(*f.n, 10)
-}
-
-func (f sizeFlag) Set(v string) error {
-	n, err := ParseSize(v)
-	if err != nil {
-		return err
-	}
-	*f.n = n
-	return nil
-}
-
-// ParseSize parses a byte count with an optional unit (K, KB, KiB, M, MB,
-// MiB, G, GB, GiB; all powers of 1024, case-insensitive).
-func ParseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
+// settingsFlags registers --config and one flag per setting (plus its
+// aliases) on fs.
+func settingsFlags(fs *flag.FlagSet, opts *config.Options) {
+	fs.StringVar(&opts.File, "config", "", "config `FILE` (default: whisk.toml, else [tool.whisk] in pyproject.toml, in the working directory)")
+	for _, s := range config.Settings {
+		help := s.Help
+		if s.Scope == config.GroupScope {
+			help += " [group]"
+		}
+		names := append([]string{s.Flag()}, s.Aliases...)
+		for i, name := range names {
+			h := help
+			if i > 0 {
+				h = "alias of --" + s.Flag()
+			}
+			if s.Arg != "" {
+				h = "`" + s.Arg + "`: " + h
+			}
+			fs.Var(&settingFlag{name: s.Name, typed: "--" + name, opts: opts, bool: boolSettings[s.Name]}, name, h)
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want bytes, optionally with K, M or G (like 10M)", v)
-	}
-	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("size %q: too large", v)
-	}
-	return n * mult, nil
 }
 
-func serveFlags(cfg *config.Serve, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var((*stringList)(&cfg.Binds), "bind", "`ADDRESS` to listen on: HOST:PORT or unix:PATH; repeat for several (default "+config.DefaultBind+")")
-	fs.IntVar(&cfg.Processes, "processes", cfg.Processes, "number of worker `processes`; the default is the number of CPUs")
-	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "`threads` per worker process; processes × threads requests run at once")
-	fs.StringVar(&cfg.Python, "python", cfg.Python, "Python `interpreter` or virtualenv directory to run the app with")
-	fs.StringVar(&cfg.Chdir, "chdir", cfg.Chdir, "`directory` the workers run in (and import the app from)")
-	fs.Var((*stringList)(&cfg.PythonPath), "pythonpath", "`directory` to put first on sys.path; repeatable")
-	fs.Var((*stringList)(&cfg.Env), "env", "`KEY=VALUE` to set in the workers' environment; repeatable")
-	fs.Var(durationFlag{&cfg.Timeout}, "timeout", "`DURATION` a request may wait for a worker, for its response to start, or between two parts of a streamed response (504 or a cut connection after)")
-	fs.Var(durationFlag{&cfg.GracefulTimeout}, "graceful-timeout", "on SIGTERM or SIGINT, the `DURATION` in-flight requests get to finish")
-	fs.Var(durationFlag{&cfg.StartupTimeout}, "startup-timeout", "`DURATION` a new worker may take to import the app")
-	fs.IntVar(&cfg.MaxRequests, "max-requests", cfg.MaxRequests, "restart a worker after this many `requests` (0: never); the replacement is ready first")
-	fs.IntVar(&cfg.MaxRequestsJitter, "max-requests-jitter", cfg.MaxRequestsJitter, "add a random 0..`N` to each worker's --max-requests")
-	fs.Var(sizeFlag{&cfg.MaxBodySize}, "max-body-size", "largest request body accepted, a `SIZE` like 10M (413 beyond)")
-	fs.Var(sizeFlag{&cfg.BodyMemory}, "body-buffer-size", "largest request body kept in memory (`SIZE`); larger ones are spooled to a temp file; all bodies in memory together are bounded by 64 times this")
-	fs.Var(durationFlag{&cfg.ReadHeaderTimeout}, "header-timeout", "`DURATION` a client may take to send a request head")
-	fs.Var(durationFlag{&cfg.KeepAlive}, "keep-alive", "close keep-alive connections idle for this `DURATION`")
-	fs.StringVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "write an access log (Apache combined format) to `FILE`; - for stdout (default: none)")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "server log `level`: debug, info, warn or error")
-	fs.StringVar(&cfg.CPUAffinity, "cpu-affinity", cfg.CPUAffinity, "pin each worker process to one CPU: `auto` (when processes >= CPUs), on or off")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: whisk serve [flags] APP
+const serveUsage = `Usage: whisk serve [--config FILE] [flags] [APP]
 
-Serve the WSGI app APP (module:callable, or a path to a WSGI script file).
+Serve the WSGI app APP (module:callable, or a path to a WSGI script file),
+or the groups and sites of the config file.
 
 Examples:
   whisk serve mysite.wsgi:application
   whisk serve --python .venv --bind 0.0.0.0:8000 --processes 4 mysite.wsgi:application
   whisk serve --bind unix:/run/mysite.sock --chdir /srv/mysite mysite.wsgi
+  whisk serve --config /etc/whisk/whisk.toml
 
+Settings come from the config file, then WHISK_* variables, then flags: the
+key max_requests is WHISK_MAX_REQUESTS and --max-requests (see
+docs/configuration.md). Flags marked [group] set every group's default.
 Durations take seconds (30) or units (30s, 2m); sizes take bytes or K, M, G.
-SIGTERM or SIGINT: stop accepting, finish in-flight requests within
---graceful-timeout, stop the workers, exit 0.
+
+Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests within
+graceful_timeout, stop the workers and exit 0. SIGHUP reloads: the config is
+read again and a new generation of every group starts; traffic moves once it
+is ready, and a failed reload leaves the running generation serving.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	return fs
-}
+`
 
-// parseServe parses serve's arguments; the APP may come before or after
-// the flags.
-func parseServe(args []string, stdout, stderr io.Writer) (config.Serve, error) {
-	cfg := config.Defaults()
+// parseSettings parses the arguments of serve and check: flags and an
+// optional APP, before or after the flags.
+func parseSettings(cmd string, args []string, stdout, stderr io.Writer) (config.Options, error) {
+	opts := config.Options{Environ: os.Environ(), NumCPU: runtime.NumCPU(), Root: os.Geteuid() == 0}
+	if u, err := user.Current(); err == nil {
+		opts.CurrentUser = u.Username
+	}
 	out := stderr
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" {
 			out = stdout // asked for: help is the output, not an error
 		}
 	}
-	fs := serveFlags(&cfg, out)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	settingsFlags(fs, &opts)
+	fs.Usage = func() {
+		fmt.Fprint(out, strings.Replace(serveUsage, "whisk serve", "whisk "+cmd, 1))
+		fs.PrintDefaults()
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return cfg, err
+			return opts, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -238,11 +200,30 @@ func parseServe(args []string, stdout, stderr io.Writer) (config.Serve, error) {
 	switch len(positional) {
 	case 0:
 	case 1:
-		cfg.App = positional[0]
+		opts.App = positional[0]
 	default:
-		return cfg, fmt.Errorf("one APP expected, got %q", positional)
+		return opts, fmt.Errorf("one APP expected, got %q", positional)
 	}
-	return cfg, cfg.Validate()
+	return opts, nil
+}
+
+// load parses the arguments and loads the configuration; it reports
+// problems on stderr and returns the exit code to use when it fails.
+func load(cmd string, args []string, stdout, stderr io.Writer) (*config.Result, config.Options, int) {
+	opts, err := parseSettings(cmd, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, opts, exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "whisk %s: %v\nRun \"whisk %s --help\" for usage.\n", cmd, err, cmd)
+		return nil, opts, exitUsage
+	}
+	res, err := config.Load(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "whisk %s: invalid configuration:\n%v\n", cmd, err)
+		return nil, opts, exitUsage
+	}
+	return res, opts, exitOK
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -252,15 +233,15 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseServe(args, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	res, opts, code := load("serve", args, stdout, stderr)
+	if res == nil {
+		return code
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "whisk serve: %v\nRun \"whisk serve --help\" for usage.\n", err)
-		return exitUsage
+	cfg := &res.Config
+	log := newLogger(stderr, cfg.Server.LogLevel)
+	for _, w := range res.Warnings {
+		log.Warn(w)
 	}
-	log := newLogger(stderr, cfg.LogLevel)
 	if path := os.Getenv("WHISK_CPUPROFILE"); path != "" {
 		// A developer's aid: profile the front from start to stop.
 		if f, err := os.Create(path); err == nil {
@@ -270,14 +251,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	python, venv, err := config.Interpreter(cfg.Python)
-	if err != nil {
-		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
-		return exitUsage
-	}
-	if cfg.Chdir != "" {
-		cfg.Chdir, _ = filepath.Abs(cfg.Chdir)
-	}
 	runtimeDir, err := pyrt.Extract("")
 	if err != nil {
 		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
@@ -291,74 +264,45 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(tmp)
 
 	var access io.Writer
-	switch cfg.AccessLog {
+	switch cfg.Server.AccessLog {
 	case "":
 	case "-":
 		access = stdout
 	default:
-		f, err := os.OpenFile(cfg.AccessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(cfg.Server.AccessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			fmt.Fprintf(stderr, "whisk serve: --access-log: %v\n", err)
+			fmt.Fprintf(stderr, "whisk serve: access_log: %v\n", err)
 			return exitUsage
 		}
 		defer f.Close()
 		access = f
 	}
+	allowed, err := proc.AllowedCPUs()
+	if err != nil {
+		log.Warn("workers run unpinned", "error", err)
+	}
 
 	// Open the listeners first: a port in use is reported before the app
 	// is imported.
-	h := &app.Handler{
-		ScriptName:  "",
-		Timeout:     cfg.Timeout,
-		MaxBodySize: cfg.MaxBodySize,
-		BodyMemory:  cfg.BodyMemory,
-		// Slow uploads hold their buffers: 64 of them at the threshold,
-		// then bodies go to disk.
-		BodyMemoryTotal: 64 * cfg.BodyMemory,
-		TempDir:         tmp,
-		Window:          cfg.ResponseWindow,
-		Log:             log,
-	}
-	srv, err := front.New(front.Config{
-		Binds:             cfg.Binds,
-		Handler:           h,
-		AccessLog:         access,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.KeepAlive,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		Log:               log,
+	srv, err := server.New(cfg, server.Deps{
+		Log:         log,
+		AccessLog:   access,
+		RuntimeDir:  runtimeDir,
+		TempDir:     tmp,
+		Spawner:     proc.NewSpawner(),
+		AllowedCPUs: allowed,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
 		return exitError
 	}
 
-	g := group.New(group.Config{
-		Name: "default",
-		Spec: proc.Spec{
-			Python:         python,
-			VirtualEnv:     venv,
-			RuntimeDir:     runtimeDir,
-			App:            cfg.App,
-			Chdir:          cfg.Chdir,
-			PythonPath:     cfg.PythonPath,
-			Env:            cfg.Env,
-			Window:         cfg.ResponseWindow,
-			StartupTimeout: cfg.StartupTimeout,
-		},
-		Processes:         cfg.Processes,
-		Threads:           cfg.Threads,
-		PinCPUs:           pinCPUs(&cfg, log),
-		MaxRequests:       cfg.MaxRequests,
-		MaxRequestsJitter: cfg.MaxRequestsJitter,
-		GracefulTimeout:   cfg.GracefulTimeout,
-		Log:               log,
-	}, proc.NewSpawner())
-	h.Group = g
-
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 
 	startCtx, cancelStart := context.WithCancel(ctx)
 	go func() {
@@ -368,37 +312,45 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case <-startCtx.Done():
 		}
 	}()
-	if err := g.Start(startCtx); err != nil {
+	if err := srv.Start(startCtx, cfg); err != nil {
 		cancelStart()
-		var ie *proc.ImportError
-		if errors.As(err, &ie) {
-			fmt.Fprintf(stderr, "whisk serve: cannot import the app %q with %s\n\n%s\n%s\n\nhint: %s\n", cfg.App, python, strings.TrimRight(ie.Traceback, "\n"), ie.Message, ie.Hint)
-			return exitImport
-		}
-		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
-		return exitError
+		srv.Shutdown(context.Background())
+		return startFailed(stderr, err)
 	}
 	cancelStart()
-
-	addrs := make([]string, 0, len(cfg.Binds))
-	for _, a := range srv.Addrs() {
-		addrs = append(addrs, a.Network()+":"+a.String())
+	if cfg.Server.PIDFile != "" {
+		if err := writePIDFile(cfg.Server.PIDFile); err != nil {
+			log.Error("pid file not written: `whisk reload` cannot find this server", "pid_file", cfg.Server.PIDFile, "error", err)
+		} else {
+			defer removePIDFile(cfg.Server.PIDFile)
+		}
 	}
-	log.Info("whisk serving", "app", cfg.App, "listen", strings.Join(addrs, ","), "processes", cfg.Processes, "threads", cfg.Threads, "python", python, "version", Version)
+	for _, g := range cfg.Groups {
+		log.Info("group ready", "group", g.Name, "app", g.App, "processes", g.Processes, "threads", g.Threads, "python", g.Python)
+	}
+	log.Info("whisk serving", "listen", strings.Join(srv.Addrs(), ","), "groups", len(cfg.Groups), "config", cfg.File, "version", Version)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	changes := make(chan string, 1)
+	if cfg.Server.Reload {
+		watchCode(runCtx, cfg, log, changes)
+	}
+	go reloadLoop(runCtx, srv, opts, log, hups, changes)
 
 	select {
 	case sig := <-sigs:
-		log.Info("stopping: finishing in-flight requests", "signal", sig.String(), "graceful_timeout", cfg.GracefulTimeout.String())
+		log.Info("stopping: finishing in-flight requests", "signal", sig.String(), "graceful_timeout", cfg.GracefulTimeout().String())
 	case err := <-served:
 		if err != nil {
 			log.Error("server failed", "error", err)
 		}
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout)
+	stopRun()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout())
 	defer cancel()
 	go func() {
 		// A second signal stops at once.
@@ -410,17 +362,158 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("graceful timeout passed with requests in progress; closing them", "error", err)
 	}
-	g.Stop(sctx)
 	log.Info("stopped")
 	return exitOK
 }
 
-// pinCPUs applies --cpu-affinity to the CPUs whisk may run on.
-func pinCPUs(cfg *config.Serve, log *slog.Logger) []int {
-	allowed, err := proc.AllowedCPUs()
-	if err != nil {
-		log.Warn("workers run unpinned", "error", err)
-		return nil
+// reloadLoop reloads on each SIGHUP: the config is read again and a new
+// generation started. A failure is logged loudly and the running
+// generation keeps serving.
+func reloadLoop(ctx context.Context, srv *server.Server, opts config.Options, log *slog.Logger, hups <-chan os.Signal, changes <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hups:
+			log.Info("reload: reading the configuration and starting a new generation", "signal", "SIGHUP")
+		case path := <-changes:
+			log.Info("reload: code changed; reading the configuration and starting a new generation", "file", path)
+		}
+		res, err := config.Load(opts)
+		if err != nil {
+			log.Error("RELOAD FAILED: invalid configuration; the running generation keeps serving", "error", err.Error())
+			continue
+		}
+		for _, w := range res.Warnings {
+			log.Warn(w)
+		}
+		if err := srv.Reload(ctx, &res.Config); err != nil {
+			var ge *server.GroupError
+			var ie *proc.ImportError
+			if errors.As(err, &ge) && errors.As(err, &ie) {
+				log.Error("RELOAD FAILED: the new code does not import; the running generation keeps serving",
+					"group", ge.Group, "app", ge.App, "error", ie.Message, "traceback", ie.Traceback, "hint", ie.Hint)
+				continue
+			}
+			log.Error("RELOAD FAILED: the running generation keeps serving", "error", err)
+		}
 	}
-	return cfg.PinCPUs(allowed)
+}
+
+// watchCode reports changed .py files under the groups' chdir and
+// python_path on changes (reload = true, for development).
+func watchCode(ctx context.Context, cfg *config.Config, log *slog.Logger, changes chan<- string) {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, g := range cfg.Groups {
+		for _, d := range append([]string{g.Chdir}, g.PythonPath...) {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() && !seen[d] {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	log.Info("reload on code changes: watching .py files", "dirs", strings.Join(dirs, ","))
+	go func() {
+		err := watch.Run(ctx, dirs, log, func(path string) {
+			select {
+			case changes <- path:
+			default: // a reload is already due
+			}
+		})
+		if err != nil {
+			log.Error("reload on code changes is off", "error", err)
+		}
+	}()
+}
+
+// startFailed reports a failed start and returns the exit code.
+func startFailed(stderr io.Writer, err error) int {
+	var ge *server.GroupError
+	var ie *proc.ImportError
+	if errors.As(err, &ge) && errors.As(err, &ie) {
+		fmt.Fprintf(stderr, "whisk serve: group %s cannot import the app %q with %s\n\n%s\n%s\n\nhint: %s\n", ge.Group, ge.App, ge.Python, strings.TrimRight(ie.Traceback, "\n"), ie.Message, ie.Hint)
+		return exitImport
+	}
+	fmt.Fprintf(stderr, "whisk serve: %v\n", err)
+	return exitError
+}
+
+// check validates the configuration and prints it, every setting explicit.
+func check(args []string, stdout, stderr io.Writer) int {
+	res, _, code := load("check", args, stdout, stderr)
+	if res == nil {
+		return code
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "whisk check: warning: %s\n", w)
+	}
+	if err := res.Write(stdout); err != nil {
+		fmt.Fprintf(stderr, "whisk check: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// reload tells a running whisk to reload, through its pid file.
+func reload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "config `FILE` naming pid_file (default: whisk.toml or pyproject.toml here)")
+	pidFile := fs.String("pid-file", "", "the running whisk's pid `FILE` (default: pid_file of the config)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: whisk reload [--config FILE | --pid-file FILE]\n\nSend SIGHUP to the whisk whose pid file the config names: it reads its\nconfig again and starts a new generation of every group.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	path := *pidFile
+	if path == "" {
+		var err error
+		path, err = config.PIDFile(config.Options{File: *file, Environ: os.Environ()})
+		if err != nil {
+			fmt.Fprintf(stderr, "whisk reload: %v\n", err)
+			return exitUsage
+		}
+	}
+	if path == "" {
+		fmt.Fprintln(stderr, "whisk reload: no pid file: set pid_file in the config (and restart whisk), or give --pid-file; or send SIGHUP to whisk's process id yourself")
+		return exitUsage
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "whisk reload: %v: is whisk running with pid_file = %q?\n", err, path)
+		return exitError
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(stderr, "whisk reload: %s does not hold a process id\n", path)
+		return exitError
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		fmt.Fprintf(stderr, "whisk reload: signal whisk (pid %d from %s): %v\n", pid, path, err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "whisk reload: sent SIGHUP to whisk (pid %d); its log says whether the new generation started\n", pid)
+	return exitOK
+}
+
+// writePIDFile writes the process id, replacing the file atomically.
+func writePIDFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// removePIDFile removes the pid file if it still names this process.
+func removePIDFile(path string) {
+	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(path)
+	}
 }

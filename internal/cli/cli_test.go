@@ -5,275 +5,125 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/config"
 )
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int64
-		wantErr bool
-	}{
-		{"0", 0, false},
-		{"512", 512, false},
-		{"512b", 512, false},
-		{"512B", 512, false},
-		{"1k", 1 << 10, false},
-		{"1K", 1 << 10, false},
-		{"64KB", 64 << 10, false},
-		{"64KiB", 64 << 10, false},
-		{"64kib", 64 << 10, false},
-		{"10M", 10 << 20, false},
-		{"10MB", 10 << 20, false},
-		{"10MiB", 10 << 20, false},
-		{"1G", 1 << 30, false},
-		{"2GB", 2 << 30, false},
-		{"2GiB", 2 << 30, false},
-		{" 10M ", 10 << 20, false},
-		{"10 M", 10 << 20, false},
-		{"9223372036854775807", math.MaxInt64, false},
-		{"8589934591G", 8589934591 << 30, false}, // the largest G that fits
-		{"", 0, true},
-		{"M", 0, true},
-		{"KiB", 0, true},
-		{"-1", 0, true},
-		{"-1K", 0, true},
-		{"1.5M", 0, true},
-		{"10X", 0, true},
-		{"10T", 0, true},
-		{"ten", 0, true},
-		{"10MM", 0, true},
-		{"0x10", 0, true},
-		{"9223372036854775808", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseSize(tt.in)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("ParseSize(%q) = %d, nil; want an error", tt.in, got)
-				}
-				if !strings.Contains(err.Error(), "size") || !strings.Contains(err.Error(), "like 10M") {
-					t.Errorf("error %q does not say what a size looks like", err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
-
-// A count times its unit can overflow int64; ParseSize must report that
-// rather than wrap to a negative size or to 0.
-func TestParseSizeOverflow(t *testing.T) {
-	for _, in := range []string{
-		"8589934592G",          // 2^33 GiB = 2^63: wraps to math.MinInt64
-		"17179869184G",         // 2^34 GiB = 2^64: wraps to 0
-		"9007199254740992K",    // 2^53 KiB = 2^63
-		"9223372036854775807K", // wraps to -1024
-	} {
-		t.Run(in, func(t *testing.T) {
-			if got, err := ParseSize(in); err == nil {
-				t.Errorf("ParseSize(%q) = %d, nil; want an error (the size overflows int64)", in, got)
-			}
-		})
-	}
-}
-
-func TestDurationFlag(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
-		{"30", 30 * time.Second, false},
-		{"0", 0, false},
-		{"1.5", 1500 * time.Millisecond, false},
-		{"0.25", 250 * time.Millisecond, false},
-		{"30s", 30 * time.Second, false},
-		{"2m", 2 * time.Minute, false},
-		{"1m30s", 90 * time.Second, false},
-		{"250ms", 250 * time.Millisecond, false},
-		{"-1", 0, true}, // a negative timeout would turn the limit off
-		{"-5s", 0, true},
-		{"", 0, true},
-		{"bad", 0, true},
-		{"30 s", 0, true},
-		{"1d", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			d := time.Duration(-42)
-			err := durationFlag{&d}.Set(tt.in)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("Set(%q) = nil (value %v), want an error", tt.in, d)
-				}
-				if !strings.Contains(err.Error(), "seconds or a duration like 30s") {
-					t.Errorf("error %q does not give the forms", err)
-				}
-				if d != -42 {
-					t.Errorf("a failed Set changed the value to %v", d)
-				}
-				return
-			}
-			if err != nil || d != tt.want {
-				t.Fatalf("Set(%q) = %v, value %v; want %v", tt.in, err, d, tt.want)
-			}
-			if s := (durationFlag{&d}).String(); s != tt.want.String() {
-				t.Errorf("String() = %q, want %q", s, tt.want.String())
-			}
-		})
-	}
-	if s := (durationFlag{}).String(); s != "" {
-		t.Errorf("zero durationFlag String() = %q, want \"\"", s)
-	}
-}
-
-// strconv.ParseFloat accepts "NaN", "Inf" and huge exponents; converting
-// those to a time.Duration gives an arbitrary value (math.MinInt64 on
-// amd64), which disables --header-timeout and --keep-alive (not checked by
-// Validate) instead of being rejected.
-func TestDurationFlagNotFinite(t *testing.T) {
-	for _, in := range []string{"NaN", "inf", "+Inf", "-Inf", "1e300"} {
-		t.Run(in, func(t *testing.T) {
-			var d time.Duration
-			if err := (durationFlag{&d}).Set(in); err == nil {
-				t.Errorf("Set(%q) = nil with value %v (%d ns), want an error", in, d, int64(d))
-			}
-		})
-	}
-}
-
-func TestParseServe(t *testing.T) {
-	defaults := func(mod func(c *wantServe)) wantServe {
-		w := wantServe{
-			Processes: runtime.NumCPU(), Threads: 4, Python: "python3",
-			Timeout: 30 * time.Second, Binds: []string{"127.0.0.1:8000"},
-		}
-		mod(&w)
-		return w
+// TestParseSettings: flags become FlagValues in order (aliases named as
+// typed), and APP may come before, between or after them.
+func TestParseSettings(t *testing.T) {
+	fv := func(name, value, flag string) config.FlagValue {
+		return config.FlagValue{Name: name, Value: value, Flag: flag}
 	}
 	tests := []struct {
-		name    string
-		args    []string
-		want    wantServe
-		wantErr string
+		name      string
+		args      []string
+		wantApp   string
+		wantFile  string
+		wantFlags []config.FlagValue
+		wantErr   string
 	}{
+		{name: "app alone", args: []string{"app:app"}, wantApp: "app:app"},
 		{
-			name: "app alone",
-			args: []string{"app:app"},
-			want: defaults(func(w *wantServe) { w.App = "app:app" }),
+			name:      "app after flags",
+			args:      []string{"--threads", "8", "--processes=3", "mysite.wsgi:application"},
+			wantApp:   "mysite.wsgi:application",
+			wantFlags: []config.FlagValue{fv("threads", "8", "--threads"), fv("processes", "3", "--processes")},
 		},
 		{
-			name: "app after flags",
-			args: []string{"--threads", "8", "--processes=3", "mysite.wsgi:application"},
-			want: defaults(func(w *wantServe) { w.App, w.Threads, w.Processes = "mysite.wsgi:application", 8, 3 }),
+			name:      "app between flags, gunicorn's names",
+			args:      []string{"--pythonpath", "/a", "/srv/wsgi.py", "--timeout", "1.5"},
+			wantApp:   "/srv/wsgi.py",
+			wantFlags: []config.FlagValue{fv("python_path", "/a", "--pythonpath"), fv("request_timeout", "1.5", "--timeout")},
 		},
 		{
-			name: "app before flags",
-			args: []string{"mysite.wsgi", "--threads", "2", "-processes", "1"},
-			want: defaults(func(w *wantServe) { w.App, w.Threads, w.Processes = "mysite.wsgi", 2, 1 }),
+			name:      "switches take no value",
+			args:      []string{"--preload", "--allow-root", "app:app"},
+			wantApp:   "app:app",
+			wantFlags: []config.FlagValue{fv("preload", "true", "--preload"), fv("allow_root", "true", "--allow-root")},
 		},
-		{
-			name: "app between flags",
-			args: []string{"--threads", "2", "/srv/wsgi.py", "--timeout", "1.5"},
-			want: defaults(func(w *wantServe) { w.App, w.Threads, w.Timeout = "/srv/wsgi.py", 2, 1500*time.Millisecond }),
-		},
-		{
-			name: "repeatable flags keep order",
-			args: []string{
-				"--bind", "0.0.0.0:80", "--env", "A=1", "--pythonpath", "/a", "app:app",
-				"--bind", "unix:/run/w.sock", "--env", "B=2", "--pythonpath", "/b",
-			},
-			want: defaults(func(w *wantServe) {
-				w.App = "app:app"
-				w.Binds = []string{"0.0.0.0:80", "unix:/run/w.sock"}
-				w.Env = []string{"A=1", "B=2"}
-				w.PythonPath = []string{"/a", "/b"}
-			}),
-		},
-		{
-			name: "durations and sizes",
-			args: []string{"--timeout", "2m", "--max-body-size", "1G", "app:app"},
-			want: defaults(func(w *wantServe) { w.App, w.Timeout, w.MaxBodySize = "app:app", 2*time.Minute, 1<<30 }),
-		},
-		{
-			name: "double dash ends the flags",
-			args: []string{"--threads", "2", "--", "-weird-app"},
-			want: defaults(func(w *wantServe) { w.App, w.Threads = "-weird-app", 2 }),
-		},
+		{name: "config file", args: []string{"--config", "site.toml"}, wantFile: "site.toml"},
+		{name: "double dash ends the flags", args: []string{"--", "-weird-app"}, wantApp: "-weird-app"},
 		{name: "two apps", args: []string{"a:app", "--threads", "2", "b:app"}, wantErr: `one APP expected, got ["a:app" "b:app"]`},
-		{name: "no app", args: []string{"--threads", "2"}, wantErr: "no app given"},
 		{name: "unknown flag", args: []string{"--nope", "app:app"}, wantErr: "flag provided but not defined: -nope"},
-		{name: "bad int", args: []string{"--threads", "many", "app:app"}, wantErr: `invalid value "many" for flag -threads`},
-		{name: "bad duration", args: []string{"--timeout", "soon", "app:app"}, wantErr: "want seconds or a duration like 30s"},
-		{name: "bad size", args: []string{"--max-body-size", "big", "app:app"}, wantErr: "like 10M"},
-		{name: "invalid value caught by Validate", args: []string{"--threads", "0", "app:app"}, wantErr: "--threads 0: must be at least 1"},
 		{name: "missing flag value", args: []string{"app:app", "--threads"}, wantErr: "flag needs an argument: -threads"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			cfg, err := parseServe(tt.args, &stdout, &stderr)
+			opts, err := parseSettings("serve", tt.args, &stdout, &stderr)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseServe(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
-				}
-				if stdout.Len() != 0 {
-					t.Errorf("stdout %q, want nothing on an error", stdout.String())
+					t.Fatalf("parseSettings(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseServe(%q): %v\nstderr: %s", tt.args, err, stderr.String())
+				t.Fatalf("parseSettings(%q): %v", tt.args, err)
 			}
-			got := wantServe{
-				App: cfg.App, Processes: cfg.Processes, Threads: cfg.Threads, Python: cfg.Python,
-				Timeout: cfg.Timeout, Binds: cfg.Binds, Env: cfg.Env, PythonPath: cfg.PythonPath,
+			if opts.App != tt.wantApp || opts.File != tt.wantFile || !reflect.DeepEqual(opts.Flags, tt.wantFlags) {
+				t.Errorf("parseSettings(%q) = app %q file %q flags %v; want %q %q %v", tt.args, opts.App, opts.File, opts.Flags, tt.wantApp, tt.wantFile, tt.wantFlags)
 			}
-			if tt.want.MaxBodySize != 0 {
-				got.MaxBodySize = cfg.MaxBodySize
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("parseServe(%q) =\n%+v\nwant\n%+v", tt.args, got, tt.want)
-			}
-			if stdout.Len() != 0 || stderr.Len() != 0 {
-				t.Errorf("output on success: stdout %q stderr %q", stdout.String(), stderr.String())
+			if opts.NumCPU < 1 || opts.Root != (os.Geteuid() == 0) {
+				t.Errorf("NumCPU %d, Root %v: not taken from the machine", opts.NumCPU, opts.Root)
 			}
 		})
 	}
 }
 
-type wantServe struct {
-	App         string
-	Processes   int
-	Threads     int
-	Python      string
-	Timeout     time.Duration
-	MaxBodySize int64
-	Binds       []string
-	Env         []string
-	PythonPath  []string
+// TestEveryFlagLoads: each setting's flag, as parsed, is accepted by Load,
+// so flags and settings cannot drift apart.
+func TestEveryFlagLoads(t *testing.T) {
+	dir := t.TempDir()
+	values := map[string]string{
+		"bind": "127.0.0.1:0", "app": "app:app", "python": "python3", "python_path": dir, "chdir": dir,
+		"env": "A=1", "user": "", "group": "", "access_log": filepath.Join(dir, "access.log"),
+		"pid_file": filepath.Join(dir, "pid"), "log_level": "debug", "cpu_affinity": "off", "post_fork": "",
+		"reload": "true", "allow_root": "true", "preload": "true", "max_rss": "100M", "max_body_size": "1M",
+		"body_buffer_size": "64K",
+	}
+	for _, s := range config.Settings {
+		v, ok := values[s.Name]
+		if !ok {
+			v = "7" // numbers and durations (seconds)
+		}
+		args := []string{"--allow-root", "app:app"}
+		if _, isSwitch := boolSettings[s.Name]; isSwitch {
+			args = append(args, "--"+s.Flag())
+		} else {
+			args = append(args, "--"+s.Flag(), v)
+		}
+		var stdout, stderr bytes.Buffer
+		opts, err := parseSettings("check", args, &stdout, &stderr)
+		if err != nil {
+			t.Errorf("--%s: %v", s.Flag(), err)
+			continue
+		}
+		opts.Dir = dir
+		opts.NoFile = true
+		if _, err := config.Load(opts); err != nil {
+			t.Errorf("--%s %s: Load: %v", s.Flag(), v, err)
+		}
+	}
 }
 
-func TestParseServeHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"app:app", "--help"}, {"--threads", "2", "-h"}} {
+func TestServeHelp(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"serve", "-h"}, {"check", "--help"}, {"serve", "app:app", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			_, err := parseServe(args, &stdout, &stderr)
-			if !errors.Is(err, flag.ErrHelp) {
-				t.Fatalf("parseServe(%q) = %v, want flag.ErrHelp", args, err)
+			if code := Run(context.Background(), args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d", code)
 			}
 			out := stdout.String()
-			for _, want := range []string{"Usage: whisk serve [flags] APP", "-bind", "-max-requests", "-graceful-timeout"} {
+			for _, want := range []string{"Usage: whisk " + args[0], "-bind", "-max-requests", "-graceful-timeout", "-config", "SIGHUP", "docs/configuration.md"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("help on stdout lacks %q:\n%s", want, out)
 				}
@@ -283,18 +133,39 @@ func TestParseServeHelp(t *testing.T) {
 			}
 		})
 	}
+	var stdout, stderr bytes.Buffer
+	if _, err := parseSettings("serve", []string{"--nope"}, &stdout, &stderr); err == nil || errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("unknown flag: err = %v", err)
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage: whisk serve") {
+		t.Errorf("an error's usage goes to stderr: stdout %q stderr %q", stdout.String(), stderr.String())
+	}
 }
 
-func TestParseServeErrorUsageOnStderr(t *testing.T) {
+// TestReloadSignals: whisk reload reads the pid file and sends SIGHUP.
+func TestReloadSignals(t *testing.T) {
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	pidFile := filepath.Join(t.TempDir(), "whisk.pid")
+	if err := writePIDFile(pidFile); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
-	if _, err := parseServe([]string{"--nope"}, &stdout, &stderr); err == nil {
-		t.Fatal("no error for an unknown flag")
+	if code := Run(context.Background(), []string{"reload", "--pid-file", pidFile}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout %q, want nothing", stdout.String())
+	select {
+	case <-hups:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SIGHUP arrived")
 	}
-	if !strings.Contains(stderr.String(), "flag provided but not defined") || !strings.Contains(stderr.String(), "Usage: whisk serve") {
-		t.Errorf("stderr lacks the error and the usage:\n%s", stderr.String())
+	if !strings.Contains(stdout.String(), "sent SIGHUP") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	removePIDFile(pidFile)
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file not removed: %v", err)
 	}
 }
 
@@ -308,19 +179,23 @@ func TestRun(t *testing.T) {
 	}{
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: []string{"whisk " + Version + " (go"}},
 		{name: "--version", args: []string{"--version"}, wantCode: 0, wantStdout: []string{"whisk " + Version}},
-		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: []string{"Usage:", "whisk serve [flags] APP"}},
+		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: []string{"Usage:", "whisk serve [flags] [APP]", "whisk check", "whisk reload"}},
 		{name: "-h", args: []string{"-h"}, wantCode: 0, wantStdout: []string{"Usage:"}},
 		{name: "no command", args: nil, wantCode: 2, wantStderr: []string{"Usage:"}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: []string{`whisk: unknown command "frobnicate"`, "Usage:"}},
 		{name: "serve help", args: []string{"serve", "--help"}, wantCode: 0, wantStdout: []string{"Usage: whisk serve"}},
-		{name: "serve without app", args: []string{"serve"}, wantCode: 2, wantStderr: []string{"whisk serve: no app given", `Run "whisk serve --help"`}},
-		{name: "serve bad flag", args: []string{"serve", "--threads", "x", "app:app"}, wantCode: 2, wantStderr: []string{"whisk serve:", "invalid value"}},
+		{name: "serve without app", args: []string{"serve", "--config", "/nonexistent/none.toml"}, wantCode: 2, wantStderr: []string{"whisk serve:", "none.toml"}},
+		{name: "serve bad flag", args: []string{"serve", "--threads", "x", "--allow-root", "app:app"}, wantCode: 2, wantStderr: []string{"whisk serve: invalid configuration", "--threads: want a whole number"}},
+		{name: "serve unknown flag", args: []string{"serve", "--nope", "app:app"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -nope", `Run "whisk serve --help"`}},
 		{
 			name:       "serve with a missing interpreter",
-			args:       []string{"serve", "--python", "/nonexistent/python3", "app:app"},
+			args:       []string{"serve", "--allow-root", "--python", "/nonexistent/python3", "app:app"},
 			wantCode:   2,
-			wantStderr: []string{`whisk serve: --python "/nonexistent/python3": no such interpreter`},
+			wantStderr: []string{`--python: no interpreter "/nonexistent/python3"`},
 		},
+		{name: "check prints the config", args: []string{"check", "--allow-root", "--threads", "3", "app:app"}, wantCode: 0, wantStdout: []string{"[groups.main]", `app = "app:app"`, "threads = 3", "[sites.default]"}},
+		{name: "check reports every problem", args: []string{"check", "--threads", "0", "--processes", "0", "--allow-root", "app:app"}, wantCode: 2, wantStderr: []string{"--threads: must be positive", "--processes: must be positive"}},
+		{name: "reload without a pid file", args: []string{"reload", "--pid-file", "/nonexistent/whisk.pid"}, wantCode: 1, wantStderr: []string{"whisk reload:", "/nonexistent/whisk.pid"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

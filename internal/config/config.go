@@ -1,156 +1,181 @@
-// Package config holds whisk's settings with their defaults and checks.
-// Today they come from `whisk serve` flags; the config file (whisk.toml,
-// [tool.whisk]) and WHISK_* variables will overlay the same fields.
+// Package config holds whisk's settings: the server, its process groups and
+// the sites that mount them. Settings come from a config file (whisk.toml, or
+// [tool.whisk] in pyproject.toml), WHISK_* environment variables and command
+// line flags, all under one naming scheme: the TOML key max_requests is the
+// flag --max-requests and the variable WHISK_MAX_REQUESTS. Load layers them,
+// fills in defaults and returns every problem found, each naming where the
+// value came from (file and line, flag or variable) and the fix.
 package config
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 )
 
-// Serve is the configuration of `whisk serve`.
-type Serve struct {
-	// App is the WSGI app: "module:callable", "module" (callable
-	// "application") or the path of a WSGI script file.
-	App string
-	// Binds are the listen addresses: HOST:PORT or unix:PATH.
-	Binds []string
-	// Processes is the number of worker processes. Default: the number of CPUs.
-	Processes int
-	// Threads is the number of threads per worker process. Default 4.
-	Threads int
-	// Python is an interpreter or a virtualenv directory. Default "python3".
-	Python string
-	// Chdir is the workers' working directory. Default: whisk's own.
-	Chdir string
-	// PythonPath entries are put first on the workers' sys.path.
-	PythonPath []string
-	// Env holds KEY=VALUE pairs added to the workers' environment.
-	Env []string
-	// Timeout bounds the wait for a worker, for the response to start,
-	// and each pause in a streamed response. Default 30s.
-	Timeout time.Duration
-	// GracefulTimeout bounds a graceful stop (SIGTERM). Default 30s.
-	GracefulTimeout time.Duration
-	// StartupTimeout bounds the app's import in a new worker. Default 60s.
-	StartupTimeout time.Duration
-	// MaxRequests recycles a worker after that many requests; 0 never.
-	MaxRequests int
-	// MaxRequestsJitter adds 0..N requests to each worker's MaxRequests.
-	MaxRequestsJitter int
-	// MaxBodySize is the largest request body accepted, in bytes. Default 10 MiB.
-	MaxBodySize int64
-	// BodyMemory is the largest request body kept in memory, in bytes;
-	// larger ones are spooled to a temp file. Default 1 MiB. All bodies
-	// in memory together are bounded by 64 times this.
-	BodyMemory int64
-	// ResponseWindow is how much of a response the front holds for a slow
-	// client before the worker waits, in bytes. Default 1 MiB.
-	ResponseWindow int
-	// ReadHeaderTimeout bounds the time to receive a request head. Default 15s.
-	ReadHeaderTimeout time.Duration
-	// KeepAlive closes idle keep-alive connections after that long. Default 60s.
-	KeepAlive time.Duration
-	// MaxHeaderBytes bounds a request head, in bytes. Default 64 KiB.
-	MaxHeaderBytes int
+// Size is a number of bytes. In the file it is an integer (bytes) or a
+// string with a unit: "10M", "512KiB".
+type Size int64
+
+// Config is whisk's effective configuration.
+type Config struct {
+	// File is the config file read, or "" when there is none.
+	File string
+	// Server holds the settings of the front: listeners, limits, logs.
+	Server Server
+	// Groups are the process groups, sorted by name.
+	Groups []Group
+	// Sites map hosts and URL prefixes to groups, sorted by name.
+	Sites []Site
+}
+
+// Server holds the settings that belong to whisk as a whole.
+type Server struct {
+	// Bind lists the listen addresses: HOST:PORT or unix:PATH.
+	Bind []string `whisk:"bind"`
+	// HeaderTimeout bounds the time a client may take to send a request head.
+	HeaderTimeout time.Duration `whisk:"header_timeout"`
+	// KeepAlive closes keep-alive connections idle for that long.
+	KeepAlive time.Duration `whisk:"keep_alive"`
+	// MaxBodySize is the largest request body accepted (413 beyond).
+	MaxBodySize Size `whisk:"max_body_size"`
+	// BodyBufferSize is the largest request body kept in memory; larger
+	// ones go to a temp file. All bodies in memory are bounded by 64 times it.
+	BodyBufferSize Size `whisk:"body_buffer_size"`
 	// AccessLog is "-" for stdout, a file path, or "" for none.
-	AccessLog string
-	// LogLevel is debug, info, warn or error. Default info.
-	LogLevel string
-	// CPUAffinity is "auto" (pin each worker process to a CPU when there
-	// are at least as many processes as usable CPUs), "on" or "off".
-	CPUAffinity string
+	AccessLog string `whisk:"access_log"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `whisk:"log_level"`
+	// PIDFile, when set, is where whisk writes its process id; `whisk
+	// reload` reads it.
+	PIDFile string `whisk:"pid_file"`
+	// Reload restarts a group's workers when a .py file under its chdir or
+	// python_path changes. For development.
+	Reload bool `whisk:"reload"`
 }
 
-// Defaults returns a Serve with every default set.
-func Defaults() Serve {
-	return Serve{
-		Binds:             nil, // 127.0.0.1:8000 when none is given
-		Processes:         runtime.NumCPU(),
-		Threads:           4,
-		Python:            "python3",
-		Timeout:           30 * time.Second,
-		GracefulTimeout:   30 * time.Second,
-		StartupTimeout:    60 * time.Second,
-		MaxBodySize:       10 << 20,
-		BodyMemory:        1 << 20,
-		ResponseWindow:    1 << 20,
-		ReadHeaderTimeout: 15 * time.Second,
-		KeepAlive:         60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		LogLevel:          "info",
-		CPUAffinity:       "auto",
-	}
+// Group is a process group: the workers of one app.
+type Group struct {
+	// Name identifies the group in mounts, logs and metrics.
+	Name string
+	// App is "module:callable", "module" (callable "application") or the
+	// path of a WSGI script file.
+	App string `whisk:"app"`
+	// Python is an interpreter (path or name on PATH) or a virtualenv.
+	Python string `whisk:"python"`
+	// PythonPath entries go first on the workers' sys.path.
+	PythonPath []string `whisk:"python_path"`
+	// Chdir is the workers' working directory.
+	Chdir string `whisk:"chdir"`
+	// Env holds variables added to the workers' environment.
+	Env map[string]string `whisk:"env"`
+	// User runs the workers as this Unix user (whisk must run as root).
+	User string `whisk:"user"`
+	// UnixGroup runs the workers with this primary group; default: the
+	// user's own.
+	UnixGroup string `whisk:"group"`
+	// AllowRoot lets workers run as root when whisk does and no user is set.
+	AllowRoot bool `whisk:"allow_root"`
+	// Processes is the number of worker processes.
+	Processes int `whisk:"processes"`
+	// Threads is the number of threads per process.
+	Threads int `whisk:"threads"`
+	// StartupTimeout bounds the app's import in a new worker.
+	StartupTimeout time.Duration `whisk:"startup_timeout"`
+	// RequestTimeout bounds the wait for a response to start and each pause
+	// in a streamed one: 504, then the stuck thread is interrupted.
+	RequestTimeout time.Duration `whisk:"request_timeout"`
+	// QueueTimeout bounds the wait for a free worker thread (503 after).
+	QueueTimeout time.Duration `whisk:"queue_timeout"`
+	// MaxQueue bounds the requests waiting for a worker thread (503 beyond).
+	MaxQueue int `whisk:"max_queue"`
+	// MaxRequests recycles a worker after that many requests; 0 never.
+	MaxRequests int `whisk:"max_requests"`
+	// MaxRequestsJitter adds 0..N to each worker's MaxRequests.
+	MaxRequestsJitter int `whisk:"max_requests_jitter"`
+	// MaxRSS recycles a worker whose own memory exceeds it; 0 never.
+	MaxRSS Size `whisk:"max_rss"`
+	// IdleTimeout stops the group's processes after that long without a
+	// request; the next request starts them. 0 never.
+	IdleTimeout time.Duration `whisk:"idle_timeout"`
+	// GracefulTimeout bounds how long stopping workers may finish requests.
+	GracefulTimeout time.Duration `whisk:"graceful_timeout"`
+	// Preload imports the app once in a parent process and forks the
+	// workers from it, sharing memory copy-on-write.
+	Preload bool `whisk:"preload"`
+	// PostFork is a "module:function" called in each forked worker.
+	PostFork string `whisk:"post_fork"`
+	// CPUAffinity is auto, on or off: pin each worker process to a CPU.
+	CPUAffinity string `whisk:"cpu_affinity"`
 }
 
-// DefaultBind is the address used when no --bind is given.
+// Site is a virtual host: the hosts it answers and its mounts.
+type Site struct {
+	// Name identifies the site in errors and logs.
+	Name string
+	// Hosts are exact names ("example.com") or wildcards ("*.example.com").
+	Hosts []string
+	// Default makes the site answer hosts no site names.
+	Default bool
+	// Mounts map URL prefixes to groups.
+	Mounts []Mount
+}
+
+// Mount serves a URL prefix of a site with a group's app.
+type Mount struct {
+	// Path is the prefix: "/" or "/blog" (whole path segments).
+	Path string
+	// Group names the process group that serves it.
+	Group string
+}
+
+// MainGroup is the name of the group that a top-level app setting (or the
+// APP argument) defines.
+const MainGroup = "main"
+
+// DefaultSite is the name of the site made when the config names none.
+const DefaultSite = "default"
+
+// DefaultBind is the address used when no bind is given.
 const DefaultBind = "127.0.0.1:8000"
 
-// Validate checks the settings and returns every problem found, each
-// naming the setting and the fix.
-func (s *Serve) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if s.App == "" {
-		bad("no app given: run `whisk serve module:callable` (like mysite.wsgi:application) or `whisk serve path/to/wsgi.py`")
+// DefaultServer returns the server settings' defaults.
+func DefaultServer() Server {
+	return Server{
+		Bind:           []string{DefaultBind},
+		HeaderTimeout:  15 * time.Second,
+		KeepAlive:      60 * time.Second,
+		MaxBodySize:    10 << 20,
+		BodyBufferSize: 1 << 20,
+		LogLevel:       "info",
 	}
-	if len(s.Binds) == 0 {
-		s.Binds = []string{DefaultBind}
+}
+
+// DefaultGroup returns a group's defaults on a machine with numCPU CPUs.
+func DefaultGroup(numCPU int) Group {
+	return Group{
+		Python:          "python3",
+		Processes:       numCPU,
+		Threads:         4,
+		StartupTimeout:  60 * time.Second,
+		RequestTimeout:  30 * time.Second,
+		QueueTimeout:    30 * time.Second,
+		MaxQueue:        2048,
+		GracefulTimeout: 30 * time.Second,
+		CPUAffinity:     "auto",
 	}
-	if s.Processes < 1 {
-		bad("--processes %d: must be at least 1", s.Processes)
+}
+
+// GracefulTimeout is the longest graceful_timeout of any group: how long a
+// stop may take.
+func (c *Config) GracefulTimeout() time.Duration {
+	var d time.Duration
+	for _, g := range c.Groups {
+		d = max(d, g.GracefulTimeout)
 	}
-	if s.Threads < 1 {
-		bad("--threads %d: must be at least 1", s.Threads)
-	}
-	if s.Timeout <= 0 {
-		bad("--timeout %v: must be positive (like 30s)", s.Timeout)
-	}
-	if s.GracefulTimeout < 0 {
-		bad("--graceful-timeout %v: must not be negative (0 stops without waiting)", s.GracefulTimeout)
-	}
-	if s.StartupTimeout <= 0 {
-		bad("--startup-timeout %v: must be positive (like 60s)", s.StartupTimeout)
-	}
-	if s.ReadHeaderTimeout <= 0 {
-		bad("--header-timeout %v: must be positive (like 15s); it protects against slow clients", s.ReadHeaderTimeout)
-	}
-	if s.KeepAlive <= 0 {
-		bad("--keep-alive %v: must be positive (like 60s)", s.KeepAlive)
-	}
-	if s.MaxRequests < 0 || s.MaxRequestsJitter < 0 {
-		bad("--max-requests and --max-requests-jitter must not be negative")
-	}
-	if s.MaxBodySize < 0 {
-		bad("--max-body-size %d: must not be negative", s.MaxBodySize)
-	}
-	for _, kv := range s.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			bad("--env %q: want KEY=VALUE", kv)
-		}
-	}
-	switch s.CPUAffinity {
-	case "auto", "on", "off":
-	default:
-		bad("--cpu-affinity %q: want auto, on or off", s.CPUAffinity)
-	}
-	switch s.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("--log-level %q: want debug, info, warn or error", s.LogLevel)
-	}
-	if s.Chdir != "" {
-		if fi, err := os.Stat(s.Chdir); err != nil || !fi.IsDir() {
-			bad("--chdir %q: not a directory", s.Chdir)
-		}
-	}
-	return errors.Join(errs...)
+	return d
 }
 
 // Interpreter resolves Python (an interpreter path or name, or a
@@ -165,29 +190,29 @@ func Interpreter(python string) (exe, venv string, err error) {
 				return p, abs, nil
 			}
 		}
-		return "", "", fmt.Errorf("--python %q is a directory without bin/python: give a virtualenv (python3 -m venv DIR) or an interpreter", python)
+		return "", "", fmt.Errorf("%q is a directory without bin/python: give a virtualenv (python3 -m venv DIR) or an interpreter", python)
 	}
 	p, err := exec.LookPath(python)
 	if err != nil {
-		return "", "", fmt.Errorf("--python %q: no such interpreter (give a path like /usr/bin/python3 or a virtualenv directory)", python)
+		return "", "", fmt.Errorf("no interpreter %q: give a path like /usr/bin/python3 or a virtualenv directory", python)
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", "", fmt.Errorf("--python %q: %w", python, err)
+		return "", "", fmt.Errorf("python %q: %w", python, err)
 	}
 	return abs, "", nil
 }
 
-// PinCPUs returns the CPUs to pin worker processes to under the
-// CPUAffinity setting, given the CPUs whisk may use; nil means no pinning.
-// "auto" pins only when every CPU gets a worker (processes >= CPUs): a
-// process's threads then hand the GIL to each other on one core, which
-// costs far less than across cores, and no CPU is left idle.
-func (s *Serve) PinCPUs(allowed []int) []int {
+// PinCPUs returns the CPUs to pin the group's worker processes to, given
+// the CPUs whisk may use; nil means no pinning. "auto" pins only when every
+// CPU gets a worker (processes >= CPUs): a process's threads then hand the
+// GIL to each other on one core, which costs far less than across cores,
+// and no CPU is left idle.
+func (g *Group) PinCPUs(allowed []int) []int {
 	switch {
-	case s.CPUAffinity == "on" && len(allowed) > 0:
+	case g.CPUAffinity == "on" && len(allowed) > 0:
 		return allowed
-	case s.CPUAffinity == "auto" && len(allowed) > 1 && s.Processes >= len(allowed):
+	case g.CPUAffinity == "auto" && len(allowed) > 1 && g.Processes >= len(allowed):
 		return allowed
 	}
 	return nil

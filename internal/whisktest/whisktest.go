@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -170,6 +171,12 @@ func StartNoWait(t testing.TB, args ...string) *Server {
 		}
 	}
 	full := append([]string{"serve"}, args...)
+	if os.Geteuid() == 0 && !slices.ContainsFunc(args, func(a string) bool {
+		return a == "--user" || strings.HasPrefix(a, "--allow-root")
+	}) {
+		// Tests run as root here; whisk refuses root workers unless told.
+		full = append(full, "--allow-root")
+	}
 	if !hasBind {
 		addr = FreeAddr(t)
 		full = append(full, "--bind", addr)

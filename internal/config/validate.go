@@ -1,0 +1,234 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"strings"
+)
+
+// where names a setting for an error: where its value came from, or the
+// setting and "(default)".
+func (l *loader) where(key string) origin {
+	if o, ok := l.origins[key]; ok {
+		return o
+	}
+	return origin{where: key + " (default)"}
+}
+
+// groupWhere names a group's setting: the group's own value, else the
+// top-level one it inherited.
+func (l *loader) groupWhere(g *Group, name string) origin {
+	if o, ok := l.origins["groups."+g.Name+"."+name]; ok {
+		return o
+	}
+	if o, ok := l.origins[name]; ok {
+		return o
+	}
+	if g.Name == MainGroup {
+		return origin{where: name + " (not set)"}
+	}
+	return origin{where: l.fileOrigin("groups."+g.Name, "").where} // the group's table
+}
+
+func (l *loader) validate(c *Config) {
+	l.validateServer(&c.Server)
+	for i := range c.Groups {
+		l.validateGroup(&c.Groups[i])
+	}
+	l.validateSites(c)
+}
+
+func (l *loader) validateServer(s *Server) {
+	for _, b := range s.Bind {
+		o := l.where("bind")
+		if p, ok := strings.CutPrefix(b, "unix:"); ok {
+			if p == "" || strings.HasSuffix(p, "/") {
+				l.errorf(o, "%q: want unix:/path/to/socket", b)
+			}
+			continue
+		}
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			l.errorf(o, "%q: want HOST:PORT (like 127.0.0.1:8000 or [::]:8000) or unix:PATH", b)
+		}
+	}
+	if len(s.Bind) == 0 {
+		l.errorf(l.where("bind"), "no address to listen on: give one like \"127.0.0.1:8000\"")
+	}
+	if s.HeaderTimeout <= 0 {
+		l.errorf(l.where("header_timeout"), "must be positive (like \"15s\"): it protects against slow clients")
+	}
+	if s.KeepAlive <= 0 {
+		l.errorf(l.where("keep_alive"), "must be positive (like \"60s\")")
+	}
+	if s.BodyBufferSize <= 0 {
+		l.errorf(l.where("body_buffer_size"), "must be positive (like \"1M\")")
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		l.errorf(l.where("log_level"), "%q: want debug, info, warn or error", s.LogLevel)
+	}
+}
+
+func (l *loader) validateGroup(g *Group) {
+	at := func(name string) origin { return l.groupWhere(g, name) }
+	if g.App == "" {
+		l.errorf(origin{where: l.fileOrigin("groups."+g.Name, "").where}, "group %q has no app: add app = \"mysite.wsgi:application\" (module:callable or a WSGI script path)", g.Name)
+	}
+	positive := []struct {
+		name string
+		n    int64
+		eg   string
+	}{
+		{"processes", int64(g.Processes), "2"},
+		{"threads", int64(g.Threads), "4"},
+		{"startup_timeout", int64(g.StartupTimeout), "\"60s\""},
+		{"request_timeout", int64(g.RequestTimeout), "\"30s\""},
+		{"queue_timeout", int64(g.QueueTimeout), "\"30s\""},
+	}
+	for _, p := range positive {
+		if p.n <= 0 {
+			l.errorf(at(p.name), "must be positive (like %s)", p.eg)
+		}
+	}
+	nonNegative := []struct {
+		name string
+		n    int
+	}{{"max_queue", g.MaxQueue}, {"max_requests", g.MaxRequests}, {"max_requests_jitter", g.MaxRequestsJitter}}
+	for _, p := range nonNegative {
+		if p.n < 0 {
+			l.errorf(at(p.name), "%d: must not be negative (0 turns it off)", p.n)
+		}
+	}
+	for k, v := range g.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
+			l.errorf(at("env"), "%q: want a variable name without '=' or NUL", k)
+		}
+	}
+	switch g.CPUAffinity {
+	case "auto", "on", "off":
+	default:
+		l.errorf(at("cpu_affinity"), "%q: want auto, on or off", g.CPUAffinity)
+	}
+	if g.Chdir != "" {
+		if fi, err := os.Stat(g.Chdir); err != nil || !fi.IsDir() {
+			l.errorf(at("chdir"), "%q is not a directory", g.Chdir)
+		}
+	}
+	if _, _, err := Interpreter(g.Python); err != nil {
+		l.errorf(at("python"), "%v", err)
+	}
+	if g.PostFork != "" {
+		if mod, fn, ok := strings.Cut(g.PostFork, ":"); !ok || mod == "" || fn == "" {
+			l.errorf(at("post_fork"), "%q: want module:function", g.PostFork)
+		}
+	}
+	l.validateUser(g)
+}
+
+// validateUser checks user, group and allow_root against who whisk runs as.
+func (l *loader) validateUser(g *Group) {
+	switch {
+	case g.User == "" && g.UnixGroup != "":
+		l.errorf(l.groupWhere(g, "group"), "group %q without user: set user too", g.UnixGroup)
+	case g.User == "" && l.opts.Root && !g.AllowRoot:
+		l.errorf(l.groupWhere(g, "user"), "whisk runs as root and group %q sets no user: set user = \"www-data\" (--user www-data) for its workers, or allow_root = true (--allow-root) to run them as root on purpose", g.Name)
+	case g.User == "root" && !g.AllowRoot:
+		l.errorf(l.groupWhere(g, "user"), "user = \"root\" runs the workers as root: set allow_root = true (--allow-root) if you mean it, or name an unprivileged user")
+	case g.User != "" && !l.opts.Root && g.User != l.opts.CurrentUser:
+		l.errorf(l.groupWhere(g, "user"), "%q: switching to another user needs whisk to run as root; run whisk as root or as %s, or remove user", g.User, g.User)
+	}
+	if g.User != "" {
+		if _, err := user.Lookup(g.User); err != nil {
+			l.errorf(l.groupWhere(g, "user"), "%q: no such user: create it (useradd --system %s) or fix the name", g.User, g.User)
+		}
+	}
+	if g.UnixGroup != "" {
+		if _, err := user.LookupGroup(g.UnixGroup); err != nil {
+			l.errorf(l.groupWhere(g, "group"), "%q: no such group: create it (groupadd --system %s) or fix the name", g.UnixGroup, g.UnixGroup)
+		}
+	}
+}
+
+// validateSites checks hosts and mounts, normalises mount paths, and checks
+// every group is mounted.
+func (l *loader) validateSites(c *Config) {
+	groups := map[string]bool{}
+	for _, g := range c.Groups {
+		groups[g.Name] = false
+	}
+	hosts := map[string]string{}
+	defaultSite := ""
+	for si := range c.Sites {
+		s := &c.Sites[si]
+		key := "sites." + s.Name
+		if s.Default {
+			if defaultSite != "" {
+				l.errorf(l.where(key+".default"), "sites %q and %q are both the default: keep one", defaultSite, s.Name)
+			}
+			defaultSite = s.Name
+		}
+		if len(s.Hosts) == 0 && !s.Default {
+			l.errorf(l.fileOrigin(key, ""), "site %q has no hosts: add hosts = [\"example.com\"], or default = true", s.Name)
+		}
+		for i, h := range s.Hosts {
+			h = strings.ToLower(h)
+			s.Hosts[i] = h
+			if err := checkHost(h); err != nil {
+				l.errorf(l.where(key+".hosts"), "%q: %v", h, err)
+				continue
+			}
+			if other, ok := hosts[h]; ok {
+				l.errorf(l.where(key+".hosts"), "%q is also a host of site %q: a host belongs to one site", h, other)
+			}
+			hosts[h] = s.Name
+		}
+		if len(s.Mounts) == 0 {
+			l.errorf(l.fileOrigin(key, ""), "site %q mounts nothing: add mounts = [{ path = \"/\", group = \"NAME\" }]", s.Name)
+		}
+		paths := map[string]bool{}
+		for i := range s.Mounts {
+			m := &s.Mounts[i]
+			mk := fmt.Sprintf("%s.mounts[%d]", key, i)
+			if m.Path == "" {
+				// reported by the decoder: mount without a path
+			} else if !strings.HasPrefix(m.Path, "/") || strings.Contains(m.Path, "//") || strings.ContainsAny(m.Path, "?#%") {
+				l.errorf(l.where(mk+".path"), "%q: want a URL path like \"/\" or \"/blog\"", m.Path)
+			} else if m.Path != "/" {
+				m.Path = strings.TrimRight(m.Path, "/")
+			}
+			if paths[m.Path] {
+				l.errorf(l.where(mk+".path"), "%q is mounted twice in site %q", m.Path, s.Name)
+			}
+			paths[m.Path] = true
+			if _, ok := groups[m.Group]; !ok && m.Group != "" {
+				l.errorf(l.where(mk+".group"), "no group %q: define [groups.%s] or fix the name", m.Group, m.Group)
+			}
+			groups[m.Group] = true
+		}
+	}
+	for _, g := range c.Groups {
+		if c.Sites != nil && !groups[g.Name] {
+			l.errorf(l.fileOrigin("groups."+g.Name, ""), "group %q is not mounted by any site: add { path = \"/...\", group = %q } to a site's mounts, or remove the group", g.Name, g.Name)
+		}
+	}
+}
+
+// checkHost accepts a host name or a leading-wildcard pattern.
+func checkHost(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || strings.Contains(name, "*") {
+		return fmt.Errorf("want a host name like \"example.com\" or a wildcard like \"*.example.com\"")
+	}
+	if strings.Contains(name, ":") && !strings.HasPrefix(name, "[") {
+		return fmt.Errorf("no port in a host: the site answers on every listener")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '[' || r == ']' || r == ':') {
+			return fmt.Errorf("%q is not allowed in a host name", r)
+		}
+	}
+	return nil
+}

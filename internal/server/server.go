@@ -1,0 +1,346 @@
+// Package server runs a configuration: it opens the listeners once, and
+// serves them with a generation — the process groups of the config and the
+// route table that mounts them. A reload builds and starts a new
+// generation beside the old one, moves traffic to it only once every group
+// is ready, and then drains the old one; if the new generation fails to
+// start, the old one keeps serving.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/whiskserver/whisk/internal/app"
+	"github.com/whiskserver/whisk/internal/config"
+	"github.com/whiskserver/whisk/internal/front"
+	"github.com/whiskserver/whisk/internal/group"
+	"github.com/whiskserver/whisk/internal/proc"
+	"github.com/whiskserver/whisk/internal/route"
+)
+
+// Deps are what a Server needs besides the config.
+type Deps struct {
+	// Log is the server log.
+	Log *slog.Logger
+	// AccessLog receives the access log; nil for none.
+	AccessLog io.Writer
+	// RuntimeDir holds the extracted worker runtime.
+	RuntimeDir string
+	// TempDir holds spooled request bodies.
+	TempDir string
+	// Spawner starts worker processes.
+	Spawner *proc.Spawner
+	// AllowedCPUs are the CPUs workers may be pinned to.
+	AllowedCPUs []int
+}
+
+// responseWindow is how much of a response the front holds for a slow
+// client before the worker waits, in bytes.
+const responseWindow = 1 << 20
+
+// Server is whisk's running state: listeners and the current generation.
+type Server struct {
+	deps   Deps
+	front  *front.Server
+	routes *route.Switch
+
+	mu      sync.Mutex // serialises Start, Reload and Shutdown
+	current *generation
+	serial  int
+}
+
+// generation is one config's groups and routes.
+type generation struct {
+	serial int
+	cfg    *config.Config
+	groups []*group.Group
+	table  *route.Table
+}
+
+// GroupError says which group failed to start.
+type GroupError struct {
+	// Group is the group's name.
+	Group string
+	// App is the group's app.
+	App string
+	// Python is the interpreter it ran.
+	Python string
+	// Err is the failure; a *proc.ImportError when the app did not import.
+	Err error
+}
+
+func (e *GroupError) Error() string { return fmt.Sprintf("group %s: %v", e.Group, e.Err) }
+func (e *GroupError) Unwrap() error { return e.Err }
+
+// New opens the listeners of cfg. Requests get 503 until Start.
+func New(cfg *config.Config, deps Deps) (*Server, error) {
+	empty, err := route.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: deps, routes: route.NewSwitch(empty)}
+	s.front, err = front.New(front.Config{
+		Binds:             cfg.Server.Bind,
+		Handler:           s.routes,
+		AccessLog:         deps.AccessLog,
+		ReadHeaderTimeout: cfg.Server.HeaderTimeout,
+		IdleTimeout:       cfg.Server.KeepAlive,
+		MaxHeaderBytes:    64 << 10,
+		Log:               deps.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Addrs returns the addresses the server listens on.
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, a := range s.front.Addrs() {
+		out = append(out, a.Network()+":"+a.String())
+	}
+	return out
+}
+
+// Start starts the first generation: every group ready, or the first
+// failure (a *GroupError) with nothing left running.
+func (s *Server) Start(ctx context.Context, cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.build(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.start(ctx, s.deps.Log); err != nil {
+		return err
+	}
+	s.current = g
+	s.routes.Swap(g.table)
+	return nil
+}
+
+// Serve serves the listeners until Shutdown.
+func (s *Server) Serve() error { return s.front.Serve() }
+
+// Reload starts a new generation from cfg, moves traffic to it once every
+// group is ready and drains the old one in the background. On failure the
+// old generation keeps serving and the error says why.
+func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return errors.New("reload before start")
+	}
+	s.warnRestartOnly(cfg)
+	next, err := s.build(cfg)
+	if err != nil {
+		return err
+	}
+	if err := next.start(ctx, s.deps.Log); err != nil {
+		return err
+	}
+	old := s.current
+	s.current = next
+	s.routes.Swap(next.table)
+	s.deps.Log.Info("reload: new generation serving; draining the old one", "generation", next.serial, "old", old.serial)
+	go old.stop(s.deps.Log)
+	return nil
+}
+
+// warnRestartOnly logs the server settings a reload cannot change.
+func (s *Server) warnRestartOnly(cfg *config.Config) {
+	was, now := s.current.cfg.Server, cfg.Server
+	changed := func(name string, differ bool) {
+		if differ {
+			s.deps.Log.Warn("reload: "+name+" changed; it takes effect when whisk restarts", "setting", name)
+		}
+	}
+	changed("bind", !slices.Equal(was.Bind, now.Bind))
+	changed("header_timeout", was.HeaderTimeout != now.HeaderTimeout)
+	changed("keep_alive", was.KeepAlive != now.KeepAlive)
+	changed("access_log", was.AccessLog != now.AccessLog)
+	changed("log_level", was.LogLevel != now.LogLevel)
+	changed("pid_file", was.PIDFile != now.PIDFile)
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// and stops the workers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.front.Shutdown(ctx)
+	s.mu.Lock()
+	g := s.current
+	s.current = nil
+	s.mu.Unlock()
+	if g != nil {
+		g.stopAll(ctx)
+	}
+	return err
+}
+
+// Groups returns the current generation's groups.
+func (s *Server) Groups() []*group.Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return nil
+	}
+	return slices.Clone(s.current.groups)
+}
+
+// build makes a generation's groups and routes without starting them.
+func (s *Server) build(cfg *config.Config) (*generation, error) {
+	s.serial++
+	gen := &generation{serial: s.serial, cfg: cfg}
+	byName := map[string]*group.Group{}
+	for _, gc := range cfg.Groups {
+		g, err := s.newGroup(gen.serial, gc)
+		if err != nil {
+			return nil, &GroupError{Group: gc.Name, App: gc.App, Python: gc.Python, Err: err}
+		}
+		gen.groups = append(gen.groups, g)
+		byName[gc.Name] = g
+	}
+	var sites []route.Site
+	for _, sc := range cfg.Sites {
+		site := route.Site{Name: sc.Name, Hosts: sc.Hosts, Default: sc.Default}
+		for _, m := range sc.Mounts {
+			gc := groupConfig(cfg, m.Group)
+			scriptName := m.Path
+			if scriptName == "/" {
+				scriptName = ""
+			}
+			h := &app.Handler{
+				Group:           byName[m.Group],
+				ScriptName:      scriptName,
+				Timeout:         gc.QueueTimeout,
+				RequestTimeout:  gc.RequestTimeout,
+				MaxBodySize:     int64(cfg.Server.MaxBodySize),
+				BodyMemory:      int64(cfg.Server.BodyBufferSize),
+				BodyMemoryTotal: 64 * int64(cfg.Server.BodyBufferSize),
+				TempDir:         s.deps.TempDir,
+				Window:          responseWindow,
+				Log:             s.deps.Log.With("group", m.Group),
+			}
+			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: h})
+		}
+		sites = append(sites, site)
+	}
+	table, err := route.New(sites)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	gen.table = table
+	return gen, nil
+}
+
+func groupConfig(cfg *config.Config, name string) config.Group {
+	for _, g := range cfg.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return config.Group{}
+}
+
+// newGroup makes the process group for gc.
+func (s *Server) newGroup(serial int, gc config.Group) (*group.Group, error) {
+	python, venv, err := config.Interpreter(gc.Python)
+	if err != nil {
+		return nil, err
+	}
+	env := make([]string, 0, len(gc.Env))
+	for k, v := range gc.Env {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	var account *proc.Account
+	if gc.User != "" {
+		account, err = proc.LookupAccount(gc.User, gc.UnixGroup)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := proc.CheckAccount(gc.Name, account, gc.AllowRoot); err != nil {
+		return nil, err
+	}
+	maxQueue := gc.MaxQueue
+	if maxQueue == 0 {
+		maxQueue = -1 // max_queue = 0: no request waits (group's 0 means its default)
+	}
+	return group.New(group.Config{
+		Name: gc.Name,
+		Spec: proc.Spec{
+			Python:         python,
+			VirtualEnv:     venv,
+			RuntimeDir:     s.deps.RuntimeDir,
+			App:            gc.App,
+			Chdir:          gc.Chdir,
+			PythonPath:     gc.PythonPath,
+			Env:            env,
+			Window:         responseWindow,
+			StartupTimeout: gc.StartupTimeout,
+			User:           account,
+			Preload:        gc.Preload,
+			PostFork:       gc.PostFork,
+		},
+		Processes:         gc.Processes,
+		Threads:           gc.Threads,
+		MaxRequests:       gc.MaxRequests,
+		MaxRequestsJitter: gc.MaxRequestsJitter,
+		MaxQueue:          maxQueue,
+		QueueTimeout:      gc.QueueTimeout,
+		MaxRSS:            int64(gc.MaxRSS),
+		IdleTimeout:       gc.IdleTimeout,
+		GracefulTimeout:   gc.GracefulTimeout,
+		PinCPUs:           gc.PinCPUs(s.deps.AllowedCPUs),
+		Log:               s.deps.Log, // group.New adds group=NAME
+	}, s.deps.Spawner), nil
+}
+
+// start starts every group at once and waits for all; on a failure it
+// stops the others and returns the first error.
+func (g *generation) start(ctx context.Context, log *slog.Logger) error {
+	errs := make([]error, len(g.groups))
+	var wg sync.WaitGroup
+	for i, grp := range g.groups {
+		wg.Go(func() { errs[i] = grp.Start(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			gc := g.cfg.Groups[i]
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			g.stopAll(stopCtx)
+			cancel()
+			return &GroupError{Group: gc.Name, App: gc.App, Python: gc.Python, Err: err}
+		}
+	}
+	return nil
+}
+
+// stop drains an old generation: its groups finish their requests within
+// their graceful timeout.
+func (g *generation) stop(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracefulTimeout())
+	defer cancel()
+	if err := g.table.Drain(ctx); err != nil {
+		log.Warn("reload: old generation's requests did not finish within graceful_timeout", "generation", g.serial, "error", err)
+	}
+	g.stopAll(ctx)
+	log.Info("reload: old generation stopped", "generation", g.serial)
+}
+
+func (g *generation) stopAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, grp := range g.groups {
+		wg.Go(func() { grp.Stop(ctx) })
+	}
+	wg.Wait()
+}
