@@ -19,7 +19,7 @@ type body struct {
 	pooled   *[]byte
 	file     *os.File
 	size     int64
-	reserved int64 // bytes held against Handler.memInUse
+	reserved int64 // bytes held against Handler.bodyMemory()
 	h        *Handler
 }
 
@@ -29,11 +29,11 @@ var errTooLarge = errors.New("request body too large")
 // reserve counts n bytes against the in-memory budget, if they fit.
 func (h *Handler) reserve(n int64) bool {
 	for {
-		cur := h.memInUse.Load()
+		cur := h.bodyMemory().Load()
 		if cur+n > h.BodyMemoryTotal {
 			return false
 		}
-		if h.memInUse.CompareAndSwap(cur, cur+n) {
+		if h.bodyMemory().CompareAndSwap(cur, cur+n) {
 			return true
 		}
 	}
@@ -147,7 +147,7 @@ func (b *body) releaseMem() {
 		b.pooled, b.mem = nil, nil
 	}
 	if b.reserved > 0 {
-		b.h.memInUse.Add(-b.reserved)
+		b.h.bodyMemory().Add(-b.reserved)
 		b.reserved = 0
 	}
 }

@@ -67,7 +67,20 @@ type Handler struct {
 	// Log receives errors the client cannot see.
 	Log *slog.Logger
 
-	memInUse atomic.Int64 // bytes of request bodies held in memory
+	// SharedBodyMemory, when set, counts the request bodies in memory of
+	// every handler that shares it, so BodyMemoryTotal bounds them all (a
+	// server's mounts, across reloads); nil counts this handler's alone.
+	SharedBodyMemory *atomic.Int64
+
+	memInUse atomic.Int64 // bytes of request bodies held in memory, without SharedBodyMemory
+}
+
+// bodyMemory returns the counter of request bodies held in memory.
+func (h *Handler) bodyMemory() *atomic.Int64 {
+	if h.SharedBodyMemory != nil {
+		return h.SharedBodyMemory
+	}
+	return &h.memInUse
 }
 
 // requestTimeout is RequestTimeout, or Timeout when it is not set.

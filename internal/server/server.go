@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whiskserver/whisk/internal/app"
@@ -49,6 +50,8 @@ type Server struct {
 	deps   Deps
 	front  *front.Server
 	routes *route.Switch
+
+	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 
 	mu      sync.Mutex // serialises Start, Reload and Shutdown
 	current *generation
@@ -217,16 +220,17 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 				scriptName = ""
 			}
 			h := &app.Handler{
-				Group:           byName[m.Group],
-				ScriptName:      scriptName,
-				Timeout:         gc.QueueTimeout,
-				RequestTimeout:  gc.RequestTimeout,
-				MaxBodySize:     int64(cfg.Server.MaxBodySize),
-				BodyMemory:      int64(cfg.Server.BodyBufferSize),
-				BodyMemoryTotal: 64 * int64(cfg.Server.BodyBufferSize),
-				TempDir:         s.deps.TempDir,
-				Window:          responseWindow,
-				Log:             s.deps.Log.With("group", m.Group),
+				Group:            byName[m.Group],
+				ScriptName:       scriptName,
+				Timeout:          gc.QueueTimeout,
+				RequestTimeout:   gc.RequestTimeout,
+				MaxBodySize:      int64(cfg.Server.MaxBodySize),
+				BodyMemory:       int64(cfg.Server.BodyBufferSize),
+				BodyMemoryTotal:  64 * int64(cfg.Server.BodyBufferSize),
+				SharedBodyMemory: &s.bodies,
+				TempDir:          s.deps.TempDir,
+				Window:           responseWindow,
+				Log:              s.deps.Log.With("group", m.Group),
 			}
 			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: h})
 		}
