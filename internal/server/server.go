@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,9 +54,10 @@ type Server struct {
 
 	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 
-	mu      sync.Mutex // serialises Start, Reload and Shutdown
-	current *generation
-	serial  int
+	mu       sync.Mutex // serialises Start, Reload and Shutdown
+	current  *generation
+	serial   int
+	draining sync.WaitGroup // old generations a reload is stopping
 }
 
 // generation is one config's groups and routes.
@@ -83,11 +85,11 @@ func (e *GroupError) Unwrap() error { return e.Err }
 
 // New opens the listeners of cfg. Requests get 503 until Start.
 func New(cfg *config.Config, deps Deps) (*Server, error) {
-	empty, err := route.New(nil)
+	starting, err := route.New([]route.Site{{Name: "starting", Default: true, Mounts: []route.Mount{{Prefix: "/", Handler: http.HandlerFunc(notStarted)}}}})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, routes: route.NewSwitch(empty)}
+	s := &Server{deps: deps, routes: route.NewSwitch(starting)}
 	s.front, err = front.New(front.Config{
 		Binds:             cfg.Server.Bind,
 		Handler:           s.routes,
@@ -101,6 +103,13 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// notStarted answers the requests that come before Start has made a
+// generation serve.
+func notStarted(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "503 Service Unavailable: the app is not started yet", http.StatusServiceUnavailable)
 }
 
 // Addrs returns the addresses the server listens on.
@@ -153,7 +162,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	s.current = next
 	s.routes.Swap(next.table)
 	s.deps.Log.Info("reload: new generation serving; draining the old one", "generation", next.serial, "old", old.serial)
-	go old.stop(s.deps.Log)
+	s.draining.Go(func() { old.stop(s.deps.Log) })
 	return nil
 }
 
@@ -174,15 +183,28 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// and stops the workers.
+// and stops the workers: the current generation's and those of an old
+// generation a reload is still draining.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.front.Shutdown(ctx)
 	s.mu.Lock()
 	g := s.current
-	s.current = nil
+	s.current = nil // no Reload from now on, so no new draining generation
 	s.mu.Unlock()
 	if g != nil {
 		g.stopAll(ctx)
+	}
+	// The front's requests are over, so the old generations' drains end
+	// and they stop their workers.
+	drained := make(chan struct{})
+	go func() {
+		s.draining.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		s.deps.Log.Warn("shutdown: an old generation is still stopping", "error", ctx.Err())
 	}
 	return err
 }
