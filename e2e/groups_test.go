@@ -316,19 +316,47 @@ func exitCode(err error) int {
 	return -1
 }
 
-// TestReloadOnCodeChange: with --reload, saving a .py file under the
-// group's chdir starts workers with the new code.
+// TestReloadOnCodeChange: with --reload, saving a .py file under a
+// group's chdir starts new workers for that group, with the new code; the
+// other group's workers keep running.
 func TestReloadOnCodeChange(t *testing.T) {
 	dir := t.TempDir()
-	reloadApp(t, dir, "1")
-	s := whisktest.Start(t, "--reload", "--chdir", dir, "--python", whisktest.Python(t), "--processes", "1", "--threads", "1", "site_app:application")
-	waitOutput(t, s, "watching .py files")
-	if _, w := ask(t, s, "x", "/"); w.Version != "1" {
-		t.Fatalf("version %q at start", w.Version)
+	for _, g := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(dir, g), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		reloadApp(t, filepath.Join(dir, g), "1")
 	}
-	reloadApp(t, dir, "2")
-	whisktest.WaitFor(t, 60*time.Second, "the changed code serving", func() bool {
-		_, w := ask(t, s, "x", "/")
+	conf := writeConfig(t, dir, fmt.Sprintf(`
+python = %q
+processes = 1
+threads = 1
+
+[groups.a]
+app = "site_app:application"
+chdir = "a"
+
+[groups.b]
+app = "site_app:application"
+chdir = "b"
+
+[sites.s]
+default = true
+mounts = [{ path = "/a", group = "a" }, { path = "/b", group = "b" }]
+`, whisktest.Python(t)))
+	s := whisktest.Start(t, "--config", conf, "--reload")
+	waitOutput(t, s, "watching .py files")
+	_, a1 := ask(t, s, "x", "/a")
+	_, b1 := ask(t, s, "x", "/b")
+	if a1.Version != "1" || b1.Version != "1" {
+		t.Fatalf("versions %q %q at start", a1.Version, b1.Version)
+	}
+	reloadApp(t, filepath.Join(dir, "a"), "2")
+	whisktest.WaitFor(t, 60*time.Second, "group a's changed code serving", func() bool {
+		_, w := ask(t, s, "x", "/a")
 		return w.Version == "2"
 	})
+	if _, b2 := ask(t, s, "x", "/b"); b2.PID != b1.PID {
+		t.Errorf("group b restarted (pid %d → %d) for a change under group a's chdir", b1.PID, b2.PID)
+	}
 }

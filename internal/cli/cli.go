@@ -371,33 +371,43 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // generation keeps serving.
 func reloadLoop(ctx context.Context, srv *server.Server, opts config.Options, log *slog.Logger, hups <-chan os.Signal, changes <-chan string) {
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-hups:
 			log.Info("reload: reading the configuration and starting a new generation", "signal", "SIGHUP")
+			err = reloadConfig(ctx, srv, opts, log)
 		case path := <-changes:
-			log.Info("reload: code changed; reading the configuration and starting a new generation", "file", path)
+			names := srv.GroupsUnder(path)
+			log.Info("reload: code changed; starting new workers", "file", path, "groups", strings.Join(names, ","))
+			err = srv.Restart(ctx, names)
 		}
-		res, err := config.Load(opts)
-		if err != nil {
-			log.Error("RELOAD FAILED: invalid configuration; the running generation keeps serving", "error", err.Error())
+		if err == nil {
 			continue
 		}
-		for _, w := range res.Warnings {
-			log.Warn(w)
+		var ge *server.GroupError
+		var ie *proc.ImportError
+		if errors.As(err, &ge) && errors.As(err, &ie) {
+			log.Error("RELOAD FAILED: the new code does not import; the running generation keeps serving",
+				"group", ge.Group, "app", ge.App, "error", ie.Message, "traceback", ie.Traceback, "hint", ie.Hint)
+			continue
 		}
-		if err := srv.Reload(ctx, &res.Config); err != nil {
-			var ge *server.GroupError
-			var ie *proc.ImportError
-			if errors.As(err, &ge) && errors.As(err, &ie) {
-				log.Error("RELOAD FAILED: the new code does not import; the running generation keeps serving",
-					"group", ge.Group, "app", ge.App, "error", ie.Message, "traceback", ie.Traceback, "hint", ie.Hint)
-				continue
-			}
-			log.Error("RELOAD FAILED: the running generation keeps serving", "error", err)
-		}
+		log.Error("RELOAD FAILED: the running generation keeps serving", "error", err.Error())
 	}
+}
+
+// reloadConfig reads the configuration again and starts a new generation
+// of every group.
+func reloadConfig(ctx context.Context, srv *server.Server, opts config.Options, log *slog.Logger) error {
+	res, err := config.Load(opts)
+	if err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	for _, w := range res.Warnings {
+		log.Warn(w)
+	}
+	return srv.Reload(ctx, &res.Config)
 }
 
 // watchCode reports changed .py files under the groups' chdir and

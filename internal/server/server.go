@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,10 +63,11 @@ type Server struct {
 
 // generation is one config's groups and routes.
 type generation struct {
-	serial int
-	cfg    *config.Config
-	groups []*group.Group
-	table  *route.Table
+	serial  int
+	cfg     *config.Config
+	groups  []*group.Group
+	carried map[*group.Group]bool // running already: taken over from the previous generation
+	table   *route.Table
 }
 
 // GroupError says which group failed to start.
@@ -126,7 +128,7 @@ func (s *Server) Addrs() []string {
 func (s *Server) Start(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, err := s.build(cfg)
+	g, err := s.build(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -151,7 +153,51 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return errors.New("reload before start")
 	}
 	s.warnRestartOnly(cfg)
-	next, err := s.build(cfg)
+	return s.replaceLocked(ctx, cfg, nil)
+}
+
+// Restart starts new workers for the named groups of the current config
+// (for `reload = true`: the code under their directories changed), in a
+// new generation that carries the other groups over as they are.
+func (s *Server) Restart(ctx context.Context, names []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return errors.New("restart before start")
+	}
+	keep := map[string]*group.Group{}
+	for i, gc := range s.current.cfg.Groups {
+		if !slices.Contains(names, gc.Name) {
+			keep[gc.Name] = s.current.groups[i]
+		}
+	}
+	return s.replaceLocked(ctx, s.current.cfg, keep)
+}
+
+// GroupsUnder returns the groups of the current config whose chdir or
+// python_path holds path.
+func (s *Server) GroupsUnder(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return nil
+	}
+	var names []string
+	for _, gc := range s.current.cfg.Groups {
+		for _, dir := range append([]string{gc.Chdir}, gc.PythonPath...) {
+			if dir != "" && route.Under(path, strings.TrimSuffix(dir, "/")) {
+				names = append(names, gc.Name)
+				break
+			}
+		}
+	}
+	return names
+}
+
+// replaceLocked builds and starts a generation from cfg, reusing the groups
+// in keep, swaps it in once ready and drains the old one in the background.
+func (s *Server) replaceLocked(ctx context.Context, cfg *config.Config, keep map[string]*group.Group) error {
+	next, err := s.build(cfg, keep)
 	if err != nil {
 		return err
 	}
@@ -161,8 +207,8 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	old := s.current
 	s.current = next
 	s.routes.Swap(next.table)
-	s.deps.Log.Info("reload: new generation serving; draining the old one", "generation", next.serial, "old", old.serial)
-	s.draining.Go(func() { old.stop(s.deps.Log) })
+	s.deps.Log.Info("reload: new generation serving; draining the old one", "generation", next.serial, "old", old.serial, "groups_kept", len(keep))
+	s.draining.Go(func() { old.stop(s.deps.Log, next) })
 	return nil
 }
 
@@ -220,11 +266,17 @@ func (s *Server) Groups() []*group.Group {
 }
 
 // build makes a generation's groups and routes without starting them.
-func (s *Server) build(cfg *config.Config) (*generation, error) {
+func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*generation, error) {
 	s.serial++
-	gen := &generation{serial: s.serial, cfg: cfg}
+	gen := &generation{serial: s.serial, cfg: cfg, carried: map[*group.Group]bool{}}
 	byName := map[string]*group.Group{}
 	for _, gc := range cfg.Groups {
+		if g, ok := keep[gc.Name]; ok {
+			gen.groups = append(gen.groups, g)
+			gen.carried[g] = true
+			byName[gc.Name] = g
+			continue
+		}
 		g, err := s.newGroup(gen.serial, gc)
 		if err != nil {
 			return nil, &GroupError{Group: gc.Name, App: gc.App, Python: gc.Python, Err: err}
@@ -336,14 +388,16 @@ func (g *generation) start(ctx context.Context, log *slog.Logger) error {
 	errs := make([]error, len(g.groups))
 	var wg sync.WaitGroup
 	for i, grp := range g.groups {
-		wg.Go(func() { errs[i] = grp.Start(ctx) })
+		if !g.carried[grp] {
+			wg.Go(func() { errs[i] = grp.Start(ctx) })
+		}
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
 			gc := g.cfg.Groups[i]
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			g.stopAll(stopCtx)
+			g.stopGroups(stopCtx, func(grp *group.Group) bool { return !g.carried[grp] })
 			cancel()
 			return &GroupError{Group: gc.Name, App: gc.App, Python: gc.Python, Err: err}
 		}
@@ -352,21 +406,28 @@ func (g *generation) start(ctx context.Context, log *slog.Logger) error {
 }
 
 // stop drains an old generation: its groups finish their requests within
-// their graceful timeout.
-func (g *generation) stop(log *slog.Logger) {
+// their graceful timeout. Groups that next carried over keep running.
+func (g *generation) stop(log *slog.Logger, next *generation) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracefulTimeout())
 	defer cancel()
 	if err := g.table.Drain(ctx); err != nil {
 		log.Warn("reload: old generation's requests did not finish within graceful_timeout", "generation", g.serial, "error", err)
 	}
-	g.stopAll(ctx)
+	g.stopGroups(ctx, func(grp *group.Group) bool { return !next.carried[grp] })
 	log.Info("reload: old generation stopped", "generation", g.serial)
 }
 
 func (g *generation) stopAll(ctx context.Context) {
+	g.stopGroups(ctx, func(*group.Group) bool { return true })
+}
+
+// stopGroups stops the groups for which which returns true, all at once.
+func (g *generation) stopGroups(ctx context.Context, which func(*group.Group) bool) {
 	var wg sync.WaitGroup
 	for _, grp := range g.groups {
-		wg.Go(func() { grp.Stop(ctx) })
+		if which(grp) {
+			wg.Go(func() { grp.Stop(ctx) })
+		}
 	}
 	wg.Wait()
 }
