@@ -341,6 +341,10 @@ func (g *Group) Start(ctx context.Context) error {
 			g.releaseCPULocked(r.cpu)
 		}
 		g.mu.Unlock()
+		for _, r := range started {
+			<-r.p.Done() // gone when Start returns: a failed start leaves nothing behind
+		}
+		g.stopPreloader()
 		return firstErr
 	}
 	for _, r := range started {
