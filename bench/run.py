@@ -112,9 +112,12 @@ def check_response(scenario, status, headers, body):
 # Each builder returns (argv, extra) for an app on a port; `tmp` is a private
 # temp dir for sockets/config/logs. The argv is also what docs show.
 def whisk_cmd(app, port, tmp):
+    # The peers run as whoever runs the bench (root here); whisk refuses
+    # root workers unless told, so say so for parity.
+    root = ["--allow-root"] if os.geteuid() == 0 else []
     return [WHISK_BIN, "serve", "--bind", "127.0.0.1:%d" % port,
             "--processes", str(PROCESSES), "--threads", str(THREADS),
-            "--chdir", app["dir"], "--python", VENV, app["module"]]
+            "--chdir", app["dir"], "--python", VENV] + root + [app["module"]]
 
 
 def gunicorn_sync_cmd(app, port, tmp):
