@@ -72,7 +72,6 @@ type loader struct {
 
 	server  Server
 	top     Group             // top-level group settings: every group's defaults
-	topSet  map[string]origin // top-level group settings given, by name
 	origins map[string]origin // every value given, by key path
 }
 
@@ -94,7 +93,6 @@ func Load(opts Options) (*Result, error) {
 		opts:    opts,
 		server:  DefaultServer(),
 		top:     DefaultGroup(opts.NumCPU),
-		topSet:  map[string]origin{},
 		origins: map[string]origin{},
 	}
 	doc, err := l.readFile()
@@ -113,7 +111,7 @@ func Load(opts Options) (*Result, error) {
 	l.flags()
 	if opts.App != "" {
 		l.set(reflect.ValueOf(&l.top).Elem(), "app", opts.App, true, origin{where: "APP", base: opts.Dir})
-		l.topSet["app"] = origin{where: "APP", base: opts.Dir}
+		l.origins["app"] = origin{where: "APP", base: opts.Dir}
 	}
 	cfg := Config{File: l.file, Server: l.server}
 	cfg.Groups = l.groups(doc["groups"], base)
@@ -214,7 +212,6 @@ func (l *loader) apply(s Setting, key string, v any, o origin) {
 	target := reflect.ValueOf(&l.server).Elem()
 	if s.Scope == GroupScope {
 		target = reflect.ValueOf(&l.top).Elem()
-		l.topSet[s.Name] = o
 	}
 	f := field(target, s.Name)
 	if err := setValue(f, v); err != nil {
@@ -291,7 +288,6 @@ func (l *loader) flags() {
 func (l *loader) targetOf(s Setting, o origin) reflect.Value {
 	l.origins[s.Name] = o
 	if s.Scope == GroupScope {
-		l.topSet[s.Name] = o
 		return reflect.ValueOf(&l.top).Elem()
 	}
 	return reflect.ValueOf(&l.server).Elem()
@@ -377,7 +373,7 @@ func resolvePath(name, v, base string) string {
 // top-level app is set, the group "main".
 func (l *loader) groups(raw any, base string) []Group {
 	var out []Group
-	if _, ok := l.topSet["app"]; ok {
+	if _, ok := l.origins["app"]; ok { // a top-level app: the group "main"
 		g := l.inherit()
 		g.App = l.top.App
 		g.Name = MainGroup
