@@ -172,8 +172,9 @@ func reloadApp(t testing.TB, dir, version string) {
 	}
 }
 
-// load runs clients GETs in a loop until stop is closed and counts the
-// answers by status; any transport error is counted as a failure.
+// load runs clients that GET path in a loop until finish, counting the
+// answers; any transport error or status other than 200 is a failure.
+// Each 200 body goes to onBody, when set.
 type load struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
@@ -182,7 +183,7 @@ type load struct {
 	wg         sync.WaitGroup
 }
 
-func startLoad(t testing.TB, s *whisktest.Server, clients int) *load {
+func startLoad(s *whisktest.Server, clients int, path string, onBody func([]byte)) *load {
 	l := &load{stop: make(chan struct{})}
 	for range clients {
 		l.wg.Go(func() {
@@ -193,22 +194,44 @@ func startLoad(t testing.TB, s *whisktest.Server, clients int) *load {
 					return
 				default:
 				}
-				resp, err := c.Get(s.URL + "/")
-				if err != nil {
-					l.fail(err.Error())
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					l.fail(fmt.Sprintf("status %d", resp.StatusCode))
-					continue
-				}
-				l.ok.Add(1)
+				l.get(c, s.URL+path, onBody)
 			}
 		})
 	}
 	return l
+}
+
+// every adds a client that GETs path once per interval.
+func (l *load) every(s *whisktest.Server, interval time.Duration, path string) {
+	l.wg.Go(func() {
+		c := &http.Client{Timeout: 30 * time.Second}
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(interval):
+				l.get(c, s.URL+path, nil)
+			}
+		}
+	})
+}
+
+func (l *load) get(c *http.Client, url string, onBody func([]byte)) {
+	resp, err := c.Get(url)
+	if err != nil {
+		l.fail(err.Error())
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		l.fail(fmt.Sprintf("status %d: %s", resp.StatusCode, body))
+		return
+	}
+	l.ok.Add(1)
+	if onBody != nil {
+		onBody(body)
+	}
 }
 
 func (l *load) fail(msg string) {
@@ -220,6 +243,7 @@ func (l *load) fail(msg string) {
 	l.mu.Unlock()
 }
 
+// finish stops the clients and fails the test if any request failed.
 func (l *load) finish(t testing.TB) {
 	t.Helper()
 	close(l.stop)
@@ -249,7 +273,7 @@ pid_file = "whisk.pid"
 		t.Fatalf("version %q before reload", first.Version)
 	}
 
-	l := startLoad(t, s, 20)
+	l := startLoad(s, 20, "/", nil)
 	time.Sleep(300 * time.Millisecond)
 	reloadApp(t, dir, "2")
 	s.Signal(t, syscall.SIGHUP)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,60 +40,15 @@ func TestRecycleUnderLoad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--processes", "2", "--threads", "2", "--python", whisktest.Python(t)}, tt.args...)
 			s := whisktest.Start(t, args...)
-			var ok, failed atomic.Int64
 			var mu sync.Mutex
 			pids := map[int]bool{}
-			var failures []string
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			request := func(c *http.Client, path string) {
-				resp, err := c.Get(s.URL + path)
-				if err != nil {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, resp.Status+" "+string(body))
-					mu.Unlock()
-					return
-				}
-				ok.Add(1)
+			l := startLoad(s, 20, "/", func(body []byte) {
 				mu.Lock()
 				pids[firstField(body)] = true
 				mu.Unlock()
-			}
-			for range 20 {
-				wg.Go(func() {
-					c := &http.Client{Timeout: 30 * time.Second}
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-							request(c, "/")
-						}
-					}
-				})
-			}
+			})
 			if tt.grow != "" {
-				wg.Go(func() {
-					c := &http.Client{Timeout: 30 * time.Second}
-					for {
-						select {
-						case <-stop:
-							return
-						case <-time.After(100 * time.Millisecond):
-							request(c, tt.grow)
-						}
-					}
-				})
+				l.every(s, 100*time.Millisecond, tt.grow)
 			}
 			// 2 first workers + 5 replacements.
 			whisktest.WaitFor(t, tt.limit, "5 recycles", func() bool {
@@ -102,12 +56,8 @@ func TestRecycleUnderLoad(t *testing.T) {
 				defer mu.Unlock()
 				return len(pids) >= 7
 			})
-			close(stop)
-			wg.Wait()
-			if failed.Load() > 0 {
-				t.Errorf("%d of %d requests failed through the recycles: %q", failed.Load(), ok.Load()+failed.Load(), failures[:min(len(failures), 5)])
-			}
-			t.Logf("%d requests, %d worker pids", ok.Load(), len(pids))
+			l.finish(t)
+			t.Logf("%d requests, %d worker pids", l.ok.Load(), len(pids))
 		})
 	}
 }
