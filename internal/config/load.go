@@ -429,8 +429,7 @@ func (l *loader) groups(raw any, base string) []Group {
 			l.resolvePaths(k, f, base)
 		}
 		if env != nil { // a group's env adds to the top-level one
-			merged := maps(env, g.Env)
-			g.Env = merged
+			g.Env = mergeEnv(env, g.Env)
 		}
 		out = append(out, g)
 	}
@@ -443,12 +442,12 @@ func (l *loader) inherit() Group {
 	g := l.top
 	g.App = ""
 	g.PythonPath = slices.Clone(l.top.PythonPath)
-	g.Env = maps(l.top.Env, nil)
+	g.Env = mergeEnv(l.top.Env, nil)
 	return g
 }
 
-// maps merges b over a into a new map (nil when both are empty).
-func maps(a, b map[string]string) map[string]string {
+// mergeEnv merges b over a into a new map (nil when both are empty).
+func mergeEnv(a, b map[string]string) map[string]string {
 	if len(a)+len(b) == 0 {
 		return nil
 	}
