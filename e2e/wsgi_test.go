@@ -116,7 +116,8 @@ func TestEnviron(t *testing.T) {
 			}
 		}
 		slices.Sort(httpKeys)
-		wantKeys := []string{"HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_CUSTOM", "HTTP_X_FORWARDED_FOR", "HTTP_X_MULTI"}
+		// HTTP_X_REQUEST_ID: whisk gives every request an id.
+		wantKeys := []string{"HTTP_CONNECTION", "HTTP_COOKIE", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_CUSTOM", "HTTP_X_FORWARDED_FOR", "HTTP_X_MULTI", "HTTP_X_REQUEST_ID"}
 		if !slices.Equal(httpKeys, wantKeys) {
 			t.Errorf("HTTP_* keys %q, want %q", httpKeys, wantKeys)
 		}

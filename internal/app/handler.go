@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/whiskserver/whisk/internal/group"
+	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/wire"
 )
 
@@ -136,6 +137,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
+	info := reqinfo.From(ctx)
+	if info != nil {
+		info.Group = h.Group.Name()
+	}
+	queued := time.Now()
 	slot := h.Group.TryAcquire()
 	if slot == nil {
 		slot, err = h.acquire(ctx)
@@ -147,8 +153,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, err)
 		return
 	}
-	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b}
+	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b, start: time.Now()}
 	ex.run(ctx, pathInfo, bodyLen)
+	if info != nil {
+		info.PID = slot.PID()
+		info.Queue = ex.start.Sub(queued)
+		info.App = ex.appTime()
+	}
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter) {
@@ -165,16 +176,18 @@ type exchange struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	body    *body
-	sent    int64   // request body bytes sent so far
-	sendBuf *[]byte // from wire.GetBuffer, for DATA frames of a large request body
+	sent    int64     // request body bytes sent so far
+	sendBuf *[]byte   // from wire.GetBuffer, for DATA frames of a large request body
+	start   time.Time // when the slot was taken
 
 	sp *spool // the streamed response, when there is one
 
 	mu          sync.Mutex // guards the fields below and writes that must not follow release
 	released    bool
-	aborted     bool // client gone or timed out: CANCEL sent, discard the rest
-	interrupted bool // timed out: CANCEL with the timeout reason sent
-	owed        int  // response bytes received and not yet returned as credit
+	releasedAt  time.Time // when the worker's half of the stream ended
+	aborted     bool      // client gone or timed out: CANCEL sent, discard the rest
+	interrupted bool      // timed out: CANCEL with the timeout reason sent
+	owed        int       // response bytes received and not yet returned as credit
 }
 
 // errTimeout and friends say why a stream ended early.
@@ -327,6 +340,7 @@ func (ex *exchange) release(healthy bool) {
 		return
 	}
 	ex.released = true
+	ex.releasedAt = time.Now()
 	if ex.sendBuf != nil {
 		wire.PutBuffer(ex.sendBuf)
 		ex.sendBuf = nil
@@ -335,6 +349,17 @@ func (ex *exchange) release(healthy bool) {
 		ex.conn.SetReadDeadline(time.Time{})
 	}
 	ex.h.Group.Release(ex.slot, healthy)
+}
+
+// appTime is how long the worker had the request: from taking the slot to
+// the end of the worker's stream (or until now, if it has not ended).
+func (ex *exchange) appTime() time.Duration {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.released {
+		return ex.releasedAt.Sub(ex.start)
+	}
+	return time.Since(ex.start)
 }
 
 // cancel tells the worker to stop producing this stream: the client is

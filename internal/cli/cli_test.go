@@ -88,7 +88,8 @@ func TestEveryFlagLoads(t *testing.T) {
 		"env": "A=1", "user": "", "group": "", "access_log": filepath.Join(dir, "access.log"),
 		"pid_file": filepath.Join(dir, "pid"), "log_level": "debug", "cpu_affinity": "off", "post_fork": "",
 		"reload": "true", "allow_root": "true", "preload": "true", "max_rss": "100M", "max_body_size": "1M",
-		"body_buffer_size": "64K",
+		"body_buffer_size": "64K", "log_format": "json", "access_log_format": "json", "admin_bind": "127.0.0.1:0",
+		"health_bind": "unix:" + filepath.Join(dir, "health.sock"), "forwarded_allow_ips": "10.0.0.0/8", "request_id_header": "X-Trace",
 	}
 	for _, s := range config.Settings {
 		v, ok := values[s.Name]

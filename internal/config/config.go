@@ -9,6 +9,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,26 @@ type Server struct {
 	BodyBufferSize Size `whisk:"body_buffer_size"`
 	// AccessLog is "-" for stdout, a file path, or "" for none.
 	AccessLog string `whisk:"access_log"`
+	// AccessLogFormat is "combined", "json", or a custom format.
+	AccessLogFormat string `whisk:"access_log_format"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `whisk:"log_level"`
+	// LogFormat is the server log's format: text or json.
+	LogFormat string `whisk:"log_format"`
+	// AdminBind is the admin listener (/metrics, /status, /healthz,
+	// /readyz): HOST:PORT or unix:PATH; "" for none.
+	AdminBind string `whisk:"admin_bind"`
+	// HealthBind is a listener for /healthz and /readyz alone (a pod
+	// address the kubelet reaches); "" for none.
+	HealthBind string `whisk:"health_bind"`
+	// ShutdownDelay is how long /readyz fails before the listeners close on
+	// SIGTERM, so load balancers stop sending first.
+	ShutdownDelay time.Duration `whisk:"shutdown_delay"`
+	// ForwardedAllowIPs are the proxies (IPs or CIDRs, "*" for any) whose
+	// X-Request-ID (and forwarded headers) are trusted.
+	ForwardedAllowIPs []string `whisk:"forwarded_allow_ips"`
+	// RequestIDHeader is the request id header.
+	RequestIDHeader string `whisk:"request_id_header"`
 	// PIDFile, when set, is where whisk writes its process id; `whisk
 	// reload` reads it.
 	PIDFile string `whisk:"pid_file"`
@@ -144,12 +163,16 @@ const DefaultBind = "127.0.0.1:8000"
 // DefaultServer returns the server settings' defaults.
 func DefaultServer() Server {
 	return Server{
-		Bind:           []string{DefaultBind},
-		HeaderTimeout:  15 * time.Second,
-		KeepAlive:      60 * time.Second,
-		MaxBodySize:    10 << 20,
-		BodyBufferSize: 1 << 20,
-		LogLevel:       "info",
+		Bind:              []string{DefaultBind},
+		HeaderTimeout:     15 * time.Second,
+		KeepAlive:         60 * time.Second,
+		MaxBodySize:       10 << 20,
+		BodyBufferSize:    1 << 20,
+		AccessLogFormat:   "combined",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		ForwardedAllowIPs: []string{"127.0.0.1", "::1"},
+		RequestIDHeader:   "X-Request-ID",
 	}
 }
 
@@ -166,6 +189,33 @@ func DefaultGroup(numCPU int) Group {
 		GracefulTimeout: 30 * time.Second,
 		CPUAffinity:     "auto",
 	}
+}
+
+// TrustedProxies returns ForwardedAllowIPs as prefixes ("*" is every
+// address); Load has checked them.
+func (s *Server) TrustedProxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range s.ForwardedAllowIPs {
+		if p, err := parsePrefix(v); err == nil {
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
+// parsePrefix parses an IP, a CIDR, or "*" (every IPv4 and IPv6 address).
+func parsePrefix(v string) ([]netip.Prefix, error) {
+	if v == "*" {
+		return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}, nil
+	}
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return []netip.Prefix{p.Masked()}, nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return nil, fmt.Errorf("want an IP address or a CIDR like 10.0.0.0/8, or *")
+	}
+	return []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}, nil
 }
 
 // GracefulTimeout is the longest graceful_timeout of any group: how long a

@@ -304,10 +304,13 @@ func (l *loader) set(target reflect.Value, name, text string, whole bool, o orig
 		l.errorf(o, "%v", err)
 		return
 	}
-	if f.Kind() == reflect.Slice {
+	if f.Kind() == reflect.Slice && pathSettings[name] {
 		// Resolve only the entry just added.
 		last := f.Index(f.Len() - 1)
 		last.SetString(resolvePath(name, last.String(), o.base))
+		return
+	}
+	if f.Kind() == reflect.Slice {
 		return
 	}
 	l.resolvePaths(name, f, o.base)
@@ -317,7 +320,7 @@ func (l *loader) set(target reflect.Value, name, text string, whole bool, o orig
 // directory in the file and to the working directory on the command line.
 var pathSettings = map[string]bool{
 	"python": true, "python_path": true, "chdir": true, "app": true,
-	"access_log": true, "pid_file": true, "bind": true,
+	"access_log": true, "pid_file": true, "bind": true, "admin_bind": true, "health_bind": true,
 }
 
 func (l *loader) resolvePaths(name string, f reflect.Value, base string) {
@@ -343,7 +346,7 @@ func resolvePath(name, v, base string) string {
 		return filepath.Join(base, p)
 	}
 	switch name {
-	case "bind":
+	case "bind", "admin_bind", "health_bind":
 		if p, ok := strings.CutPrefix(v, "unix:"); ok {
 			return "unix:" + abs(p)
 		}

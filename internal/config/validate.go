@@ -42,16 +42,7 @@ func (l *loader) validate(c *Config) {
 
 func (l *loader) validateServer(s *Server) {
 	for _, b := range s.Bind {
-		o := l.where("bind")
-		if p, ok := strings.CutPrefix(b, "unix:"); ok {
-			if p == "" || strings.HasSuffix(p, "/") {
-				l.errorf(o, "%q: want unix:/path/to/socket", b)
-			}
-			continue
-		}
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			l.errorf(o, "%q: want HOST:PORT (like 127.0.0.1:8000 or [::]:8000) or unix:PATH", b)
-		}
+		l.checkBind("bind", b)
 	}
 	if len(s.Bind) == 0 {
 		l.errorf(l.where("bind"), "no address to listen on: give one like \"127.0.0.1:8000\"")
@@ -65,10 +56,52 @@ func (l *loader) validateServer(s *Server) {
 	if s.BodyBufferSize <= 0 {
 		l.errorf(l.where("body_buffer_size"), "must be positive (like \"1M\")")
 	}
+	switch s.LogFormat {
+	case "text", "json":
+	default:
+		l.errorf(l.where("log_format"), "%q: want text or json", s.LogFormat)
+	}
+	if s.AccessLogFormat == "" {
+		l.errorf(l.where("access_log_format"), "empty: want combined, json or a custom format")
+	}
+	for _, name := range []string{"admin_bind", "health_bind"} {
+		v := s.AdminBind
+		if name == "health_bind" {
+			v = s.HealthBind
+		}
+		if v != "" {
+			l.checkBind(name, v)
+		}
+	}
+	for _, v := range s.ForwardedAllowIPs {
+		if _, err := parsePrefix(v); err != nil {
+			l.errorf(l.where("forwarded_allow_ips"), "%q: %v", v, err)
+		}
+	}
+	if s.ShutdownDelay < 0 {
+		l.errorf(l.where("shutdown_delay"), "must not be negative")
+	}
+	if strings.TrimSpace(s.RequestIDHeader) == "" || strings.ContainsAny(s.RequestIDHeader, " :\r\n") {
+		l.errorf(l.where("request_id_header"), "%q: want a header name like X-Request-ID", s.RequestIDHeader)
+	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		l.errorf(l.where("log_level"), "%q: want debug, info, warn or error", s.LogLevel)
+	}
+}
+
+// checkBind checks one listen address of the setting name.
+func (l *loader) checkBind(name, b string) {
+	o := l.where(name)
+	if p, ok := strings.CutPrefix(b, "unix:"); ok {
+		if p == "" || strings.HasSuffix(p, "/") {
+			l.errorf(o, "%q: want unix:/path/to/socket", b)
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(b); err != nil {
+		l.errorf(o, "%q: want HOST:PORT (like 127.0.0.1:8000 or [::]:8000) or unix:PATH", b)
 	}
 }
 

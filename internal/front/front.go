@@ -9,13 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -28,9 +26,6 @@ type Config struct {
 	Binds []string
 	// Handler serves every request.
 	Handler http.Handler
-	// AccessLog receives one line per request in Apache's combined
-	// format; nil turns the access log off.
-	AccessLog io.Writer
 	// ReadHeaderTimeout bounds the time a client may take to send a
 	// request head.
 	ReadHeaderTimeout time.Duration
@@ -64,12 +59,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.listeners = append(s.listeners, l)
 	}
-	h := cfg.Handler
-	if cfg.AccessLog != nil {
-		h = &accessLog{next: h, out: cfg.AccessLog}
-	}
 	s.srv = &http.Server{
-		Handler:           h,
+		Handler:           cfg.Handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -167,78 +158,3 @@ func (s *Server) closeListeners() {
 		l.Close()
 	}
 }
-
-// accessLog writes one combined-format line per request.
-type accessLog struct {
-	next http.Handler
-	mu   sync.Mutex
-	out  io.Writer
-}
-
-func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = "-"
-		}
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q %dus\n",
-			host, start.Format("02/Jan/2006:15:04:05 -0700"),
-			r.Method+" "+r.RequestURI+" "+r.Proto, status, rec.bytes,
-			orDash(r.Referer()), orDash(r.UserAgent()), time.Since(start).Microseconds())
-		a.mu.Lock()
-		io.WriteString(a.out, line)
-		a.mu.Unlock()
-	}()
-	a.next.ServeHTTP(rec, r)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// recorder notes the status and body size for the access log while keeping
-// the Flusher and ReaderFrom (sendfile) paths of the real writer.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := io.Copy(r.ResponseWriter, src)
-	r.bytes += n
-	return n, err
-}
-
-func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -19,11 +19,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/whiskserver/whisk/internal/accesslog"
 	"github.com/whiskserver/whisk/internal/app"
 	"github.com/whiskserver/whisk/internal/config"
 	"github.com/whiskserver/whisk/internal/front"
 	"github.com/whiskserver/whisk/internal/group"
 	"github.com/whiskserver/whisk/internal/proc"
+	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/route"
 )
 
@@ -92,10 +94,17 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: deps, routes: route.NewSwitch(starting)}
+	var done []func(*http.Request, *reqinfo.Info)
+	if deps.AccessLog != nil {
+		done = append(done, accesslog.New(deps.AccessLog).Log)
+	}
 	s.front, err = front.New(front.Config{
-		Binds:             cfg.Server.Bind,
-		Handler:           s.routes,
-		AccessLog:         deps.AccessLog,
+		Binds: cfg.Server.Bind,
+		Handler: reqinfo.Handler(reqinfo.Config{
+			Header:  cfg.Server.RequestIDHeader,
+			Trusted: cfg.Server.TrustedProxies(),
+			Done:    done,
+		}, s.routes),
 		ReadHeaderTimeout: cfg.Server.HeaderTimeout,
 		IdleTimeout:       cfg.Server.KeepAlive,
 		MaxHeaderBytes:    64 << 10,

@@ -1,0 +1,157 @@
+// Package reqinfo carries what whisk learns about one request — its id,
+// status and size, the group and worker that served it, how long it waited
+// for a worker thread and how long the app took — from the layers that
+// learn it (the front, internal/app) to those that report it (the access
+// log, metrics). Handler wraps the whole server; internal/app fills in its
+// part through From.
+package reqinfo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Info is what is known of one request.
+type Info struct {
+	// Start is when the request head was read.
+	Start time.Time
+	// ID is the request id: the trusted X-Request-ID, or a generated one.
+	ID string
+	// Status is the response status (200 when the handler wrote none).
+	Status int
+	// Bytes is the response body size sent.
+	Bytes int64
+	// Group is the process group that served the request; "" when none
+	// did (404, 421, 413, ...).
+	Group string
+	// PID is the worker process that served the request; 0 when none.
+	PID int
+	// Queue is how long the request waited for a worker thread.
+	Queue time.Duration
+	// App is the time from handing the request to the worker to the end
+	// of its response.
+	App time.Duration
+}
+
+type key struct{}
+
+// From returns the request's Info, or nil outside Handler.
+func From(ctx context.Context) *Info {
+	info, _ := ctx.Value(key{}).(*Info)
+	return info
+}
+
+// Config configures Handler.
+type Config struct {
+	// Header is the request id header; default "X-Request-ID".
+	Header string
+	// Trusted are the peers whose request id header is taken as is;
+	// from others it is replaced by a generated id.
+	Trusted []netip.Prefix
+	// Done are called after each response, in order, with the request
+	// and its completed Info: the access log, metrics.
+	Done []func(*http.Request, *Info)
+}
+
+// Handler wraps next: it gives each request an Info with its id (set on
+// the request, so the app sees it as HTTP_X_REQUEST_ID, and on the
+// response), records status and size, and calls cfg.Done at the end.
+func Handler(cfg Config, next http.Handler) http.Handler {
+	if cfg.Header == "" {
+		cfg.Header = "X-Request-ID"
+	}
+	cfg.Header = http.CanonicalHeaderKey(cfg.Header)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := &Info{Start: time.Now()}
+		info.ID = r.Header.Get(cfg.Header)
+		if info.ID == "" || len(info.ID) > 200 || !trusted(cfg.Trusted, r.RemoteAddr) {
+			info.ID = newID()
+			r.Header.Set(cfg.Header, info.ID)
+		}
+		w.Header().Set(cfg.Header, info.ID)
+		rec := &recorder{ResponseWriter: w, info: info}
+		defer func() {
+			if info.Status == 0 {
+				info.Status = http.StatusOK
+			}
+			for _, done := range cfg.Done {
+				done(r, info)
+			}
+		}()
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), key{}, info)))
+	})
+}
+
+// trusted reports whether the peer at remote (host:port, or a unix socket
+// path) is one of the trusted prefixes. A unix socket peer is local and
+// trusted when any loopback address is.
+func trusted(prefixes []netip.Prefix, remote string) bool {
+	if len(prefixes) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = "127.0.0.1" // a unix socket: a local peer
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// newID returns 16 random bytes in hex.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recorder notes the status and body size while keeping the Flusher and
+// ReaderFrom (sendfile) paths of the real writer.
+type recorder struct {
+	http.ResponseWriter
+	info *Info
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.info.Status == 0 && code >= 200 {
+		r.info.Status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.info.Status == 0 {
+		r.info.Status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.info.Bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.info.Status == 0 {
+		r.info.Status = http.StatusOK
+	}
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.info.Bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
