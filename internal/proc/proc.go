@@ -406,19 +406,22 @@ func (p *Process) readControl() {
 	}
 }
 
-// copyOutput logs each line the worker prints, keeping the last ones in
-// tail for startup errors. A line longer than the buffer is logged in
-// pieces; the pipe is read to the end, so the worker never gets EPIPE.
+// copyOutput logs the lines the worker prints (a traceback or a stack
+// dump as one record: folder), keeping the last ones in tail for startup
+// errors. A line longer than the buffer is logged in pieces; the pipe is
+// read to the end, so the worker never gets EPIPE.
 func (p *Process) copyOutput(r io.ReadCloser, tail *tailBuffer) {
 	defer p.output.Done()
 	defer r.Close()
+	fold := newFolder(p.log)
+	defer fold.close()
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			text := strings.TrimRight(string(line), "\r\n")
 			tail.add(text)
-			p.log.Info(text, "source", "worker")
+			fold.line(text)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
