@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -122,7 +123,36 @@ type Config struct {
 	// Log is the group's logger. Every line the group logs, worker output
 	// included, carries group=Name (and pid= for a worker's lines).
 	Log *slog.Logger
+	// OnRestart, when set, is called with the reason (one of the Restart*
+	// constants) each time a worker is replaced or stopped for good while
+	// the group runs: for metrics. It is called with the group's lock
+	// held, so it must be quick and must not call the group.
+	OnRestart func(reason string)
 }
+
+// Why a worker is replaced or stopped while its group runs: the reasons of
+// OnRestart and Status.Restarts.
+const (
+	// RestartCrash: the worker exited unexpectedly, or its channel broke
+	// (it died in the middle of a request, or spoke out of protocol).
+	RestartCrash = "crash"
+	// RestartMaxRequests: it served MaxRequests (plus jitter) requests.
+	RestartMaxRequests = "max_requests"
+	// RestartMaxRSS: its USS passed MaxRSS.
+	RestartMaxRSS = "max_rss"
+	// RestartTimeout: one of its threads stayed stuck past the request
+	// timeout (Recycle).
+	RestartTimeout = "timeout"
+	// RestartReload: a reload replaced its group (counted by the caller
+	// that stops the old generation, internal/server).
+	RestartReload = "reload"
+	// RestartIdle: the group stopped its processes after IdleTimeout.
+	RestartIdle = "idle"
+)
+
+// RestartReasons lists every restart reason, in the order status pages
+// show them.
+var RestartReasons = []string{RestartCrash, RestartMaxRequests, RestartMaxRSS, RestartTimeout, RestartReload, RestartIdle}
 
 // Errors callers branch on. A *FailedError matches ErrFailed, and
 // ErrQueueTimeout matches ErrNoWorker, with errors.Is.
@@ -168,6 +198,39 @@ type Slot struct {
 	w      *worker
 	conn   *wire.Conn
 	stream uint32
+
+	// What the slot serves, for status pages: set by Begin, cleared by
+	// Release. Its own lock, so the request path never takes the group's.
+	curMu  sync.Mutex
+	method string
+	path   string
+	since  time.Time // zero when no request is recorded
+}
+
+// Begin records the request the slot now serves (its method and path), for
+// status pages; Release clears it. Calling it is optional.
+func (s *Slot) Begin(method, path string) {
+	now := time.Now()
+	s.curMu.Lock()
+	s.method, s.path, s.since = method, path, now
+	s.curMu.Unlock()
+}
+
+// end clears what Begin recorded.
+func (s *Slot) end() {
+	s.curMu.Lock()
+	s.method, s.path, s.since = "", "", time.Time{}
+	s.curMu.Unlock()
+}
+
+// current returns the request Begin recorded; ok is false when none is.
+func (s *Slot) current() (r Request, ok bool) {
+	s.curMu.Lock()
+	defer s.curMu.Unlock()
+	if s.since.IsZero() {
+		return Request{}, false
+	}
+	return Request{Method: s.method, Path: s.path, Since: s.since}, true
 }
 
 // Conn is the slot's channel to its worker thread.
@@ -185,12 +248,13 @@ func (s *Slot) PID() int { return s.w.p.PID }
 type worker struct {
 	p        *proc.Process
 	state    State
+	slots    []*Slot // all of them, busy or idle
 	idle     []*Slot // LIFO: the warmest thread first
 	busy     int
 	served   int
-	limit    int   // recycle after this many requests; 0 = never
-	replaced bool  // a replacement has been started (or is not wanted)
-	memory   int64 // USS in bytes at the last sample; 0 before the first
+	limit    int    // recycle after this many requests; 0 = never
+	replaced bool   // a replacement has been started (or is not wanted)
+	memory   Memory // at the last sample; zero before the first
 
 	stopStarted bool // retire has been called
 	cpu         int  // the CPU it is pinned to, or -1
@@ -221,11 +285,13 @@ type Group struct {
 	idle       bool      // processes stopped after IdleTimeout; Acquire starts them
 	lastActive time.Time // a request last started or ended (kept when IdleTimeout is set)
 
-	// readMemory returns a process's USS in bytes; tests replace it.
-	readMemory func(pid int) (int64, error)
+	// readMemory samples a process's memory; tests replace it.
+	readMemory func(pid int) (Memory, error)
 	memWarned  bool // a memory sample failed and was logged
 
 	cpuUse map[int]int // workers (live or starting) pinned to each CPU
+
+	restarts map[string]int // by reason (the Restart* constants)
 
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
@@ -246,7 +312,8 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 		cfg: cfg, spawner: spawner, log: log,
 		changed:    make(chan struct{}),
 		crash:      newCrashState(),
-		readMemory: readUSS,
+		readMemory: readMemoryFile,
+		restarts:   map[string]int{},
 		cpuUse:     map[int]int{},
 		ctx:        ctx, cancel: cancel, done: make(chan struct{}),
 	}
@@ -373,8 +440,9 @@ func (g *Group) add(p *proc.Process, old *worker, cpu int) {
 		}
 	}
 	for _, c := range p.Channels {
-		w.idle = append(w.idle, &Slot{w: w, conn: c})
+		w.slots = append(w.slots, &Slot{w: w, conn: c})
 	}
+	w.idle = slices.Clone(w.slots)
 	g.mu.Lock()
 	if g.stopping {
 		g.releaseCPULocked(cpu)
@@ -412,7 +480,7 @@ func (g *Group) startLocked(w *worker) {
 		g.lastActive = time.Now()
 	}
 	if w.limit > 0 && w.served >= w.limit {
-		g.recycleLocked(w, "max_requests", "served", w.served)
+		g.recycleLocked(w, RestartMaxRequests, "served", w.served)
 	}
 }
 
@@ -558,6 +626,7 @@ func (g *Group) leave(c chan grant) {
 // channel can no longer be trusted (protocol error, lost worker, a stream
 // abandoned mid-way): the slot is closed and its worker replaced.
 func (g *Group) Release(s *Slot, healthy bool) {
+	s.end()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w := s.w
@@ -571,6 +640,7 @@ func (g *Group) Release(s *Slot, healthy bool) {
 			g.log.Warn("worker channel broken; replacing the worker", "pid", w.p.PID)
 			if !g.stopping && !w.replaced {
 				w.replaced = true
+				g.restartedLocked(RestartCrash)
 				g.spawnLocked(nil)
 			}
 			g.retireLocked(w)
@@ -630,6 +700,7 @@ func (g *Group) watch(w *worker) {
 			g.recordFailureLocked(fmt.Errorf("worker %d exited %v after it was ready (%s)", w.p.PID, uptime.Round(time.Millisecond), status))
 		}
 		if !g.stopping && !w.replaced {
+			g.restartedLocked(RestartCrash)
 			g.spawnLocked(nil)
 		}
 	} else {
@@ -646,6 +717,23 @@ func (g *Group) notifyLocked() {
 	g.changed = make(chan struct{})
 }
 
+// restartedLocked counts a worker replaced or stopped for reason.
+func (g *Group) restartedLocked(reason string) {
+	g.restarts[reason]++
+	if g.cfg.OnRestart != nil {
+		g.cfg.OnRestart(reason)
+	}
+}
+
+// Restarts returns how many workers the group has replaced or stopped,
+// by reason (the Restart* constants; a reason that never happened is
+// absent).
+func (g *Group) Restarts() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.restarts)
+}
+
 // WorkerInfo describes a worker for logs, tests, status pages and metrics.
 type WorkerInfo struct {
 	// PID is the worker's process id.
@@ -657,6 +745,9 @@ type WorkerInfo struct {
 	Recycling bool
 	// Busy is the number of its slots held by requests.
 	Busy int
+	// Idle is the number of its slots free to take a request (0 unless
+	// it is ready).
+	Idle int
 	// Served is the number of requests it has been given.
 	Served int
 	// CPU is the CPU it is pinned to, or -1.
@@ -664,8 +755,22 @@ type WorkerInfo struct {
 	// Memory is its unique memory (USS) in bytes at the last sample, 0
 	// before the first (see Config.MaxRSS and Config.MemoryInterval).
 	Memory int64
+	// PSS and RSS are its proportional and resident set sizes in bytes at
+	// the last sample (see Memory), 0 before the first.
+	PSS, RSS int64
 	// Uptime is how long ago its process was started.
 	Uptime time.Duration
+	// Requests are the requests its slots serve, as recorded by
+	// Slot.Begin, oldest first.
+	Requests []Request
+}
+
+// Request is a request a worker thread is serving.
+type Request struct {
+	// Method and Path are the request's method and URL path.
+	Method, Path string
+	// Since is when the slot was given to it.
+	Since time.Time
 }
 
 // Workers returns a snapshot of the live workers.
@@ -678,10 +783,20 @@ func (g *Group) Workers() []WorkerInfo {
 func (g *Group) workersLocked() []WorkerInfo {
 	out := make([]WorkerInfo, 0, len(g.workers))
 	for _, w := range g.workers {
-		out = append(out, WorkerInfo{
+		info := WorkerInfo{
 			PID: w.p.PID, State: w.state, Recycling: w.replaced && w.state == StateReady,
-			Busy: w.busy, Served: w.served, CPU: w.cpu, Memory: w.memory, Uptime: w.p.Uptime(),
-		})
+			Busy: w.busy, Idle: len(w.idle), Served: w.served, CPU: w.cpu,
+			Memory: w.memory.USS, PSS: w.memory.PSS, RSS: w.memory.RSS, Uptime: w.p.Uptime(),
+		}
+		if w.busy > 0 {
+			for _, s := range w.slots {
+				if r, ok := s.current(); ok {
+					info.Requests = append(info.Requests, r)
+				}
+			}
+			slices.SortFunc(info.Requests, func(a, b Request) int { return a.Since.Compare(b.Since) })
+		}
+		out = append(out, info)
 	}
 	return out
 }
@@ -690,6 +805,11 @@ func (g *Group) workersLocked() []WorkerInfo {
 type Status struct {
 	// Name is the group's name.
 	Name string
+	// App is the WSGI app its workers serve.
+	App string
+	// Processes and Threads are its configured processes and threads
+	// per process.
+	Processes, Threads int
 	// Workers are its live workers.
 	Workers []WorkerInfo
 	// Queued is the number of requests waiting for a slot.
@@ -705,13 +825,38 @@ type Status struct {
 	// Failures is the number of consecutive startup failures (0 once a
 	// worker has stayed up 5 s).
 	Failures int
+	// Restarts counts the workers replaced or stopped while the group
+	// ran, by reason (see Restarts).
+	Restarts map[string]int
+	// Stopping is set once Stop has been called.
+	Stopping bool
+}
+
+// CanServe reports whether the group can serve a request now: it has a
+// ready worker, or it is stopped after IdleTimeout (the request starts
+// it) and not failed. A group that is starting or respawning its only
+// workers, a failed group without a worker, and a stopping group cannot.
+func (st Status) CanServe() bool {
+	if st.Stopping {
+		return false
+	}
+	for _, w := range st.Workers {
+		if w.State == StateReady {
+			return true
+		}
+	}
+	return st.Idle && !st.Failed
 }
 
 // Status returns a snapshot of the group.
 func (g *Group) Status() Status {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := Status{Name: g.cfg.Name, Workers: g.workersLocked(), Queued: len(g.waiters), Idle: g.idle, Failures: g.crash.failures}
+	st := Status{
+		Name: g.cfg.Name, App: g.cfg.Spec.App, Processes: g.cfg.Processes, Threads: g.cfg.Threads,
+		Workers: g.workersLocked(), Queued: len(g.waiters), Idle: g.idle, Failures: g.crash.failures,
+		Restarts: maps.Clone(g.restarts), Stopping: g.stopping,
+	}
 	if g.crash.failedLocked(time.Now()) {
 		st.Failed, st.RetryAt = true, g.crash.failedUntil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -482,6 +483,9 @@ func TestRespawnAfterCrash(t *testing.T) {
 	if len(fakeworker.Lines(f.logs, "worker exited unexpectedly; respawning", fmt.Sprintf("pid=%d", victim))) != 1 {
 		t.Error("no warning about the crash")
 	}
+	if got := f.g.Status().Restarts; got[RestartCrash] != 1 || len(got) != 1 {
+		t.Errorf("restarts after a crash: %v, want one %s", got, RestartCrash)
+	}
 }
 
 // A worker that dies during a request: the holder sees the channel fail
@@ -505,6 +509,10 @@ func TestCrashDuringRequest(t *testing.T) {
 	if fakeworker.Alive(old) {
 		t.Errorf("crashed worker %d not reaped", old)
 	}
+	// Counted once: by the broken channel, not again when the process exits.
+	if got := f.g.Restarts(); got[RestartCrash] != 1 || len(got) != 1 {
+		t.Errorf("restarts after a crash during a request: %v, want one %s", got, RestartCrash)
+	}
 }
 
 // Past MaxRequests a worker's replacement is started; the old worker takes
@@ -512,7 +520,13 @@ func TestCrashDuringRequest(t *testing.T) {
 // after its last busy slot is released.
 func TestMaxRequestsRecycle(t *testing.T) {
 	t.Parallel()
-	f := startGroup(t, "ok", Config{Processes: 1, Threads: 2, MaxRequests: 3})
+	var hooked []string
+	var hookMu sync.Mutex
+	f := startGroup(t, "ok", Config{Processes: 1, Threads: 2, MaxRequests: 3, OnRestart: func(reason string) {
+		hookMu.Lock()
+		hooked = append(hooked, reason)
+		hookMu.Unlock()
+	}})
 	old := f.pids()[0]
 	for range 2 {
 		s := acquire(t, f.g)
@@ -577,6 +591,75 @@ func TestMaxRequestsRecycle(t *testing.T) {
 	}
 	if len(fakeworker.Lines(f.logs, "recycling worker", "reason=max_requests", fmt.Sprintf("pid=%d", old))) != 1 {
 		t.Error("no log line about the recycling")
+	}
+	if got := f.g.Restarts(); got[RestartMaxRequests] != 1 || len(got) != 1 {
+		t.Errorf("Restarts() = %v, want one %s", got, RestartMaxRequests)
+	}
+	hookMu.Lock()
+	defer hookMu.Unlock()
+	if !slices.Equal(hooked, []string{RestartMaxRequests}) {
+		t.Errorf("OnRestart got %q, want [%s]", hooked, RestartMaxRequests)
+	}
+}
+
+// Slot.Begin records the request a slot serves: Workers lists it with its
+// age until Release clears it; Idle counts the free slots.
+func TestCurrentRequests(t *testing.T) {
+	t.Parallel()
+	f := startGroup(t, "ok", Config{Processes: 1, Threads: 3})
+	a, b := acquire(t, f.g), acquire(t, f.g)
+	before := time.Now()
+	a.Begin("GET", "/first")
+	time.Sleep(5 * time.Millisecond)
+	b.Begin("POST", "/second")
+	ws := f.g.Workers()
+	if len(ws) != 1 {
+		t.Fatalf("workers: %+v", ws)
+	}
+	w := ws[0]
+	if w.Busy != 2 || w.Idle != 1 {
+		t.Errorf("busy %d, idle %d; want 2 and 1", w.Busy, w.Idle)
+	}
+	if len(w.Requests) != 2 || w.Requests[0].Method != "GET" || w.Requests[0].Path != "/first" ||
+		w.Requests[1].Method != "POST" || w.Requests[1].Path != "/second" || w.Requests[0].Since.Before(before) {
+		t.Fatalf("requests: %+v, want GET /first then POST /second", w.Requests)
+	}
+	f.g.Release(a, true)
+	if rs := f.g.Workers()[0].Requests; len(rs) != 1 || rs[0].Path != "/second" {
+		t.Errorf("requests after one release: %+v, want only /second", rs)
+	}
+	f.g.Release(b, true)
+	// A slot taken without Begin shows no request.
+	c := acquire(t, f.g)
+	if rs := f.g.Workers()[0].Requests; len(rs) != 0 {
+		t.Errorf("requests after release: %+v, want none", rs)
+	}
+	f.g.Release(c, true)
+}
+
+// CanServe: a ready worker, or an idle (not failed) group; not a group
+// that is starting, failed without a worker, or stopping.
+func TestStatusCanServe(t *testing.T) {
+	ready := []WorkerInfo{{PID: 1, State: StateReady}}
+	retiring := []WorkerInfo{{PID: 1, State: StateRetiring}}
+	tests := []struct {
+		name string
+		st   Status
+		want bool
+	}{
+		{"ready worker", Status{Workers: ready}, true},
+		{"failed but a worker serves", Status{Workers: ready, Failed: true}, true},
+		{"only a retiring worker", Status{Workers: retiring}, false},
+		{"starting", Status{}, false},
+		{"idle", Status{Idle: true}, true},
+		{"idle and failed", Status{Idle: true, Failed: true}, false},
+		{"failed", Status{Failed: true}, false},
+		{"stopping", Status{Workers: ready, Stopping: true}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.st.CanServe(); got != tt.want {
+			t.Errorf("%s: CanServe() = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 

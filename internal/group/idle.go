@@ -35,6 +35,7 @@ func (g *Group) idleCheck() time.Duration {
 	for _, w := range g.workers {
 		if w.state == StateReady {
 			w.replaced = true
+			g.restartedLocked(RestartIdle)
 			g.retireLocked(w)
 		}
 	}

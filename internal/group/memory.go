@@ -33,21 +33,21 @@ func (g *Group) sampleMemory() {
 	}
 }
 
-// sampleOnce records each live worker's USS and recycles those above
-// MaxRSS. The files are read without the lock.
+// sampleOnce records each live worker's memory and recycles those whose
+// USS is above MaxRSS. The files are read without the lock.
 func (g *Group) sampleOnce() {
 	g.mu.Lock()
 	ws := slices.Clone(g.workers)
 	g.mu.Unlock()
 	for _, w := range ws {
-		uss, err := g.readMemory(w.p.PID)
+		m, err := g.readMemory(w.p.PID)
 		g.mu.Lock()
 		if err != nil {
 			g.memoryErrorLocked(w, err)
 		} else {
-			w.memory = uss
-			if g.cfg.MaxRSS > 0 && uss > g.cfg.MaxRSS {
-				g.recycleLocked(w, "max_rss", "memory", uss, "max_rss", g.cfg.MaxRSS)
+			w.memory = m
+			if g.cfg.MaxRSS > 0 && m.USS > g.cfg.MaxRSS {
+				g.recycleLocked(w, RestartMaxRSS, "memory", m.USS, "max_rss", g.cfg.MaxRSS)
 			}
 		}
 		g.mu.Unlock()
@@ -64,11 +64,32 @@ func (g *Group) memoryErrorLocked(w *worker, err error) {
 	g.log.Warn("cannot sample worker memory; max_rss is not enforced", "pid", w.p.PID, "error", err)
 }
 
-// readUSS returns the unique set size of process pid in bytes: the
-// resident pages no other process maps (Private_Clean + Private_Dirty). It
-// reads /proc/PID/smaps_rollup, or /proc/PID/smaps (summing every mapping)
-// on kernels older than 4.14.
+// Memory is a worker's memory at one sample, in bytes, from
+// /proc/PID/smaps_rollup.
+type Memory struct {
+	// USS is its unique set size: the resident pages no other process
+	// maps (Private_Clean + Private_Dirty). What recycling it gives back,
+	// and what MaxRSS limits.
+	USS int64
+	// PSS is its proportional set size: its private pages plus its share
+	// of the pages it shares (with a preload fork server, its siblings).
+	PSS int64
+	// RSS is its resident set size: every resident page it maps, shared
+	// ones counted in full.
+	RSS int64
+}
+
+// readUSS returns the unique set size of process pid in bytes (see
+// readMemoryFile).
 func readUSS(pid int) (int64, error) {
+	m, err := readMemoryFile(pid)
+	return m.USS, err
+}
+
+// readMemoryFile returns the memory of process pid. It reads
+// /proc/PID/smaps_rollup, or /proc/PID/smaps (summing every mapping) on
+// kernels older than 4.14.
+func readMemoryFile(pid int) (Memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", pid)); serr == nil {
@@ -76,13 +97,13 @@ func readUSS(pid int) (int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("memory of process %d: %w", pid, err)
+		return Memory{}, fmt.Errorf("memory of process %d: %w", pid, err)
 	}
-	uss, err := parseUSS(b)
+	m, err := parseMemory(b)
 	if err != nil {
-		return 0, fmt.Errorf("memory of process %d: %w", pid, err)
+		return Memory{}, fmt.Errorf("memory of process %d: %w", pid, err)
 	}
-	return uss, nil
+	return m, nil
 }
 
 // errNoMemory: a smaps file without the Private_* fields, as a zombie's is.
@@ -91,26 +112,45 @@ var errNoMemory = fmt.Errorf("no Private_Clean or Private_Dirty in smaps: %w", f
 // parseUSS sums the Private_Clean and Private_Dirty lines ("Name:  N kB")
 // of a smaps or smaps_rollup file, in bytes.
 func parseUSS(b []byte) (int64, error) {
-	var kb int64
+	m, err := parseMemory(b)
+	return m.USS, err
+}
+
+// parseMemory sums the Rss, Pss, Private_Clean and Private_Dirty lines
+// ("Name:  N kB") of a smaps or smaps_rollup file, in bytes. Without a
+// Private_* line it fails with errNoMemory.
+func parseMemory(b []byte) (Memory, error) {
+	var rss, pss, uss int64
 	found := false
 	for line := range bytes.Lines(b) {
 		name, rest, ok := bytes.Cut(line, []byte(":"))
-		if !ok || (string(name) != "Private_Clean" && string(name) != "Private_Dirty") {
+		if !ok {
+			continue
+		}
+		var sum *int64
+		switch string(name) {
+		case "Private_Clean", "Private_Dirty":
+			sum = &uss
+			found = true
+		case "Rss":
+			sum = &rss
+		case "Pss":
+			sum = &pss
+		default:
 			continue
 		}
 		f := bytes.Fields(rest)
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("smaps line %q is not \"%s: N kB\"", bytes.TrimSpace(line), name)
+			return Memory{}, fmt.Errorf("smaps line %q is not \"%s: N kB\"", bytes.TrimSpace(line), name)
 		}
 		n, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("smaps line %q: bad size", bytes.TrimSpace(line))
+			return Memory{}, fmt.Errorf("smaps line %q: bad size", bytes.TrimSpace(line))
 		}
-		kb += n
-		found = true
+		*sum += n
 	}
 	if !found {
-		return 0, errNoMemory
+		return Memory{}, errNoMemory
 	}
-	return kb << 10, nil
+	return Memory{USS: uss << 10, PSS: pss << 10, RSS: rss << 10}, nil
 }

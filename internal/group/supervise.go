@@ -284,26 +284,30 @@ func (g *Group) logStartError(err error) {
 // Recycle replaces the worker pid gracefully: its replacement is started,
 // and once that one is ready the old worker takes no new request and is
 // stopped when its requests in progress are done (the path MaxRequests and
-// MaxRSS take). reason goes to the log. An unknown pid, a worker already
-// being replaced or retiring, and a stopping group make it a no-op.
+// MaxRSS take). reason goes to the log. It is how internal/app recycles a
+// worker with a thread stuck past the request timeout, so the restart is
+// counted as RestartTimeout. An unknown pid, a worker already being
+// replaced or retiring, and a stopping group make it a no-op.
 func (g *Group) Recycle(pid int, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, w := range g.workers {
 		if w.p.PID == pid {
-			g.recycleLocked(w, reason)
+			g.recycleLocked(w, RestartTimeout, "detail", reason)
 			return
 		}
 	}
 	g.log.Debug("recycle of an unknown worker ignored", "pid", pid, "reason", reason)
 }
 
-// recycleLocked starts the replacement of w, once; attrs are logged.
+// recycleLocked starts the replacement of w, once, and counts it as a
+// restart for reason; attrs are logged.
 func (g *Group) recycleLocked(w *worker, reason string, attrs ...any) {
 	if w.replaced || w.state != StateReady || g.stopping {
 		return
 	}
 	w.replaced = true
+	g.restartedLocked(reason)
 	g.log.Info("recycling worker: starting its replacement", append([]any{"pid", w.p.PID, "reason", reason}, attrs...)...)
 	g.spawnLocked(w)
 }

@@ -177,8 +177,11 @@ func TestRecycle(t *testing.T) {
 	if n := f.stops(old); n != 1 {
 		t.Errorf("old worker got %d STOP frames, want 1", n)
 	}
-	if n := len(fakeworker.Lines(f.logs, "recycling worker", "reason=test", fmt.Sprintf("pid=%d", old))); n != 1 {
-		t.Errorf("%d log lines about recycling %d with reason=test, want 1", n, old)
+	if n := len(fakeworker.Lines(f.logs, "recycling worker", "reason=timeout", "detail=test", fmt.Sprintf("pid=%d", old))); n != 1 {
+		t.Errorf("%d log lines about recycling %d with reason=timeout detail=test, want 1", n, old)
+	}
+	if got := f.g.Restarts(); got[RestartTimeout] != 1 || len(got) != 1 {
+		t.Errorf("Restarts() = %v, want one %s", got, RestartTimeout)
 	}
 	f.checkSlots(t, 2)
 }
@@ -278,13 +281,13 @@ func (m *fakeMemory) set(pid int, uss int64) {
 	m.uss[pid] = uss
 }
 
-func (m *fakeMemory) read(pid int) (int64, error) {
+func (m *fakeMemory) read(pid int) (Memory, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if uss, ok := m.uss[pid]; ok {
-		return uss, nil
+		return Memory{USS: uss, PSS: uss + 1, RSS: uss + 2}, nil
 	}
-	return 1 << 20, nil
+	return Memory{USS: 1 << 20, PSS: 1<<20 + 1, RSS: 1<<20 + 2}, nil
 }
 
 // A worker whose memory goes over MaxRSS is recycled gracefully; the
@@ -346,6 +349,12 @@ func TestMaxRSS(t *testing.T) {
 	if len(fakeworker.Lines(f.logs, "recycling worker", "reason=max_rss", fmt.Sprintf("pid=%d", fat), fmt.Sprintf("memory=%d", limit+1))) != 1 {
 		t.Error("no single log line about the max_rss recycle with the memory")
 	}
+	if got := f.g.Restarts(); got[RestartMaxRSS] != 1 || len(got) != 1 {
+		t.Errorf("Restarts() = %v, want one %s", got, RestartMaxRSS)
+	}
+	if w, _ := f.worker(thin); w.Memory != limit-1 || w.PSS != limit || w.RSS != limit+1 {
+		t.Errorf("worker memory %d/%d/%d, want USS/PSS/RSS %d/%d/%d", w.Memory, w.PSS, w.RSS, limit-1, limit, limit+1)
+	}
 }
 
 // The real sampler reads the fake workers' own memory.
@@ -365,6 +374,18 @@ func TestMemorySampled(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if w := g.g.Workers()[0]; w.Memory != 0 {
 		t.Errorf("memory sampled with MemoryInterval -1: %+v", w)
+	}
+}
+
+// parseMemory reads RSS and PSS beside USS.
+func TestParseMemory(t *testing.T) {
+	m, err := parseMemory([]byte("Rss: 1752 kB\nPss: 427 kB\nPss_Anon: 9 kB\nPrivate_Clean: 52 kB\nPrivate_Dirty: 112 kB\n"))
+	if want := (Memory{USS: 164 << 10, PSS: 427 << 10, RSS: 1752 << 10}); err != nil || m != want {
+		t.Errorf("parseMemory = %+v, %v; want %+v", m, err, want)
+	}
+	self, err := readMemoryFile(syscall.Getpid())
+	if err != nil || self.USS <= 0 || self.PSS < self.USS || self.RSS < self.PSS {
+		t.Errorf("readMemoryFile(self) = %+v, %v; want 0 < USS <= PSS <= RSS", self, err)
 	}
 }
 
@@ -463,6 +484,12 @@ func TestIdleTimeout(t *testing.T) {
 	})
 	if len(fakeworker.Lines(f.logs, "group idle: stopping its processes")) != 1 {
 		t.Error("no single log line about the idle stop")
+	}
+	if got := f.g.Restarts(); got[RestartIdle] != 2 || len(got) != 1 {
+		t.Errorf("Restarts() = %v, want two %s", got, RestartIdle)
+	}
+	if !f.g.Status().CanServe() {
+		t.Error("an idle group cannot serve: it starts on demand")
 	}
 	for _, pid := range first {
 		if n := f.stops(pid); n != 1 {
