@@ -37,6 +37,9 @@ type Info struct {
 	// App is the time from handing the request to the worker to the end
 	// of its response.
 	App time.Duration
+	// ResponseHeader is the response's header map, as the handler left
+	// it (the access log's %{Name}o).
+	ResponseHeader http.Header
 }
 
 type key struct{}
@@ -75,6 +78,7 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 			r.Header.Set(cfg.Header, info.ID)
 		}
 		w.Header().Set(cfg.Header, info.ID)
+		info.ResponseHeader = w.Header()
 		rec := &recorder{ResponseWriter: w, info: info}
 		defer func() {
 			if info.Status == 0 {
