@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's test command and .ci/run run.
 # It sets up what the tests need by itself (the test virtualenv with pinned
-# Django and Flask from PyPI), then runs vet, gofmt, the Go tests with the
-# race detector, the Python runtime's tests under two interpreters, and each
-# fuzz target briefly. FUZZ (default 200000x; 3000x for the end-to-end
+# Django and Flask from PyPI; Debian's chromium, installed with apt-get as
+# root when missing, for the status page test), then runs vet, gofmt, the Go
+# tests with the race detector, the Python runtime's tests under two
+# interpreters, and each fuzz target briefly. FUZZ (default 200000x; 3000x for the end-to-end
 # targets, which drive a real server) sets each target's budget as a number
 # of executions: a wall-clock -fuzztime races Go 1.26's fuzz coordinator at
 # the deadline and fails with a bare "context deadline exceeded"
@@ -27,6 +28,10 @@ step "test virtualenv (testdata/requirements-test.txt)"
 WHISK_TEST_VENV=$(scripts/testenv.sh | tail -n 1)
 export WHISK_TEST_VENV
 
+step "headless chromium (the status page test renders the page)"
+WHISK_TEST_CHROMIUM=$(scripts/chromium.sh | tail -n 1)
+export WHISK_TEST_CHROMIUM
+
 step "python runtime tests"
 for py in python3 /usr/bin/python3; do
   if command -v "$py" >/dev/null 2>&1; then
@@ -44,14 +49,17 @@ for pkg in $(go list ./...); do
   budget=${FUZZ:-200000x}
   case "$pkg" in
     */e2e) budget=${FUZZ_E2E:-3000x} ;;
-    */internal/config) budget=${FUZZ_CONFIG:-50000x} ;; # each input is a file written and loaded
+    */internal/config) budget=${FUZZ_CONFIG:-50000x} ;;     # each input is a file written and loaded
+    */internal/compress) budget=${FUZZ_COMPRESS:-20000x} ;; # each input is compressed and decoded 3 ways
   esac
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-    echo "-- $pkg $target" >&2
+    start=$SECONDS
     if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$budget" "$pkg" 2>&1); then
+      echo "-- $pkg $target" >&2
       echo "$out" >&2
       exit 1
     fi
+    echo "-- $pkg $target ($budget, $((SECONDS - start))s)" >&2
   done
 done
 

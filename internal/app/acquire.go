@@ -33,19 +33,19 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 	case errors.As(err, &failed):
 		retry = max(1, int(math.Ceil(time.Until(failed.Retry).Seconds())))
 		msg = "503 Service Unavailable: the app is failing to start; try again later"
-		h.Log.Debug("request refused: group failed", "error", err, "path", r.URL.Path)
+		h.Log.Debug("request refused: group failed", "error", err, "path", r.URL.Path, "request_id", requestID(r))
 	case errors.Is(err, group.ErrQueueFull):
 		msg = "503 Service Unavailable: too many requests are waiting for a worker"
-		h.Log.Warn("request refused: queue full", "error", err, "path", r.URL.Path)
+		h.Log.Warn("request refused: queue full", "error", err, "path", r.URL.Path, "request_id", requestID(r))
 	case errors.Is(err, group.ErrStopped):
 		msg = "503 Service Unavailable: the server is stopping"
-		h.Log.Debug("request refused: group stopping", "path", r.URL.Path)
+		h.Log.Debug("request refused: group stopping", "path", r.URL.Path, "request_id", requestID(r))
 	default:
 		timeout := h.Group.QueueTimeout()
 		if timeout == 0 {
 			timeout = h.Timeout
 		}
-		h.Log.Warn("no worker free within the timeout", "timeout", timeout.String(), "error", err, "path", r.URL.Path)
+		h.Log.Warn("no worker free within the timeout", "timeout", timeout.String(), "error", err, "path", r.URL.Path, "request_id", requestID(r))
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	http.Error(w, msg, http.StatusServiceUnavailable)

@@ -153,6 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, err)
 		return
 	}
+	slot.Begin(r.Method, r.URL.Path) // for the status page; Release clears it
 	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b, start: time.Now()}
 	ex.run(ctx, pathInfo, bodyLen)
 	if info != nil {
@@ -258,7 +259,7 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 			return
 		case wire.TypeAbort:
 			ex.release(true)
-			ex.h.Log.Error("app failed before the response started", "error", string(f.Payload), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+			ex.h.Log.Error("app failed before the response started", "error", string(f.Payload), "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", ex.slot.PID())
 			http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
 			return
 		default:
@@ -426,12 +427,12 @@ func (ex *exchange) drain(interrupted bool) {
 					return
 				}
 			case !interrupted:
-				ex.h.Log.Warn("the app did not end a cancelled request within the timeout; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", pid)
+				ex.h.Log.Warn("the app did not end a cancelled request within the timeout; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", pid)
 				ex.interrupt()
 				interrupted = true
 				deadline = time.Now().Add(ex.h.interruptGrace())
 			default:
-				ex.h.Log.Warn("a thread interrupted for a timeout is still stuck; recycling its worker once its other requests are done", "grace", ex.h.interruptGrace().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", pid)
+				ex.h.Log.Warn("a thread interrupted for a timeout is still stuck; recycling its worker once its other requests are done", "grace", ex.h.interruptGrace().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", pid)
 				ex.h.Group.Recycle(pid, fmt.Sprintf("a thread is stuck in %s %s past the request timeout", ex.r.Method, ex.r.URL.Path))
 				recycling = true
 			}
@@ -487,12 +488,12 @@ func (ex *exchange) abandon(err error, phase string) {
 		ex.cancel()
 		go ex.drain(false)
 	case errors.Is(err, errTimeout):
-		ex.h.Log.Warn("the app did not answer within the timeout "+phase+"; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+		ex.h.Log.Warn("the app did not answer within the timeout "+phase+"; interrupting its thread", "timeout", ex.h.requestTimeout().String(), "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", ex.slot.PID())
 		ex.interrupt()
 		go ex.drain(true)
 	default:
 		ex.release(false)
-		ex.h.Log.Warn("worker lost "+phase, "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path)
+		ex.h.Log.Warn("worker lost "+phase, "pid", ex.slot.PID(), "error", err, "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r))
 	}
 }
 
@@ -510,7 +511,7 @@ func (ex *exchange) respond(ctx context.Context, f wire.Frame) {
 		status, err = ex.setHeaders(head)
 	}
 	if err != nil {
-		ex.h.Log.Error("app sent an invalid response head", "error", err, "method", ex.r.Method, "path", ex.r.URL.Path, "pid", ex.slot.PID())
+		ex.h.Log.Error("app sent an invalid response head", "error", err, "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", ex.slot.PID())
 		if f.End() {
 			ex.release(true)
 		} else {
@@ -757,7 +758,7 @@ func (ex *exchange) pump(ctx context.Context, sp *spool) {
 		case wire.TypeAbort:
 			ex.release(true)
 			if !ex.isAborted() {
-				ex.h.Log.Error("app failed after the response started", "error", string(f.Payload), "path", ex.r.URL.Path, "pid", ex.slot.PID())
+				ex.h.Log.Error("app failed after the response started", "error", string(f.Payload), "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", ex.slot.PID())
 			}
 			sp.putItem(item{err: errAbort})
 			return
@@ -816,4 +817,12 @@ func (ex *exchange) sendFile(c item) bool {
 		_, err = io.Copy(ex.w, io.LimitReader(c.file, n))
 	}
 	return err == nil || errors.Is(err, http.ErrBodyNotAllowed)
+}
+
+// requestID is the request's id (reqinfo), for the log lines about it.
+func requestID(r *http.Request) string {
+	if info := reqinfo.From(r.Context()); info != nil {
+		return info.ID
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 // Package cli is whisk's command line: `whisk serve`, `check`, `reload`,
 // `version` and help. It turns arguments into config.Options, hands the
-// loaded config to internal/server, and handles SIGINT, SIGTERM and SIGHUP.
+// loaded config to internal/server, and handles SIGINT, SIGTERM, SIGHUP
+// and SIGUSR1.
 package cli
 
 import (
@@ -20,9 +21,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/whiskserver/whisk/internal/accesslog"
 	"github.com/whiskserver/whisk/internal/config"
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/pyrt"
+	"github.com/whiskserver/whisk/internal/sdnotify"
 	"github.com/whiskserver/whisk/internal/server"
 	"github.com/whiskserver/whisk/internal/watch"
 )
@@ -116,9 +119,6 @@ func (f *settingFlag) Set(v string) error {
 	return nil
 }
 
-// boolSettings are the settings that are switches (--preload, no value).
-var boolSettings = map[string]bool{"reload": true, "allow_root": true, "preload": true}
-
 // settingsFlags registers --config and one flag per setting (plus its
 // aliases) on fs.
 func settingsFlags(fs *flag.FlagSet, opts *config.Options) {
@@ -137,7 +137,7 @@ func settingsFlags(fs *flag.FlagSet, opts *config.Options) {
 			if s.Arg != "" {
 				h = "`" + s.Arg + "`: " + h
 			}
-			fs.Var(&settingFlag{name: s.Name, typed: "--" + name, opts: opts, bool: boolSettings[s.Name]}, name, h)
+			fs.Var(&settingFlag{name: s.Name, typed: "--" + name, opts: opts, bool: s.Switch()}, name, h)
 		}
 	}
 }
@@ -158,10 +158,12 @@ key max_requests is WHISK_MAX_REQUESTS and --max-requests (see
 docs/configuration.md). Flags marked [group] set every group's default.
 Durations take seconds (30) or units (30s, 2m); sizes take bytes or K, M, G.
 
-Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests within
-graceful_timeout, stop the workers and exit 0. SIGHUP reloads: the config is
+Signals: SIGTERM or SIGINT make /readyz fail, serve on for shutdown_delay,
+then stop accepting, finish in-flight requests (all within graceful_timeout),
+stop the workers and exit 0; a second signal stops at once. SIGHUP reloads: the config is
 read again and a new generation of every group starts; traffic moves once it
 is ready, and a failed reload leaves the running generation serving.
+SIGUSR1 reopens the access log file (after logrotate renamed it).
 
 Flags:
 `
@@ -226,10 +228,16 @@ func load(cmd string, args []string, stdout, stderr io.Writer) (*config.Result, 
 	return res, opts, exitOK
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger returns the server log: slog's text or JSON handler (format,
+// log_format) on w, at level (log_level).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -238,7 +246,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg := &res.Config
-	log := newLogger(stderr, cfg.Server.LogLevel)
+	log := newLogger(stderr, cfg.Server.LogLevel, cfg.Server.LogFormat)
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
@@ -263,35 +271,50 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 
-	var access io.Writer
-	switch cfg.Server.AccessLog {
-	case "":
-	case "-":
-		access = stdout
-	default:
-		f, err := os.OpenFile(cfg.Server.AccessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(stderr, "whisk serve: access_log: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		access = f
+	access, err := openAccessLog(cfg.Server.AccessLog, stdout, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "whisk serve: access_log: %v\n", err)
+		return exitUsage
 	}
+	if access != nil {
+		// Runs after the graceful stop: the lines of the last requests
+		// are written.
+		defer access.Stop()
+	}
+	// SIGUSR1 reopens the access log (logrotate). Registered before the
+	// app starts, so an early SIGUSR1 does not kill whisk.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	reopenCtx, stopReopen := context.WithCancel(ctx)
+	defer stopReopen()
+	go reopenLoop(reopenCtx, access, log, usr1)
 	allowed, err := proc.AllowedCPUs()
 	if err != nil {
 		log.Warn("workers run unpinned", "error", err)
 	}
 
+	inherited, notifier, err := systemd(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
+		return exitError
+	}
 	// Open the listeners first: a port in use is reported before the app
 	// is imported.
-	srv, err := server.New(cfg, server.Deps{
+	deps := server.Deps{
 		Log:         log,
-		AccessLog:   access,
 		RuntimeDir:  runtimeDir,
 		TempDir:     tmp,
 		Spawner:     proc.NewSpawner(),
 		AllowedCPUs: allowed,
-	})
+		Version:     Version,
+		Inherited:   inherited,
+		BindGiven:   res.Given("bind"),
+	}
+	if access != nil {
+		deps.AccessLog = access
+	}
+	srv, err := server.New(cfg, deps)
 	if err != nil {
 		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
 		return exitError
@@ -329,6 +352,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("group ready", "group", g.Name, "app", g.App, "processes", g.Processes, "threads", g.Threads, "python", g.Python)
 	}
 	log.Info("whisk serving", "listen", strings.Join(srv.Addrs(), ","), "groups", len(cfg.Groups), "config", cfg.File, "version", Version)
+	notify(log, "READY=1", notifier.Ready("serving on "+strings.Join(srv.Addrs(), ",")))
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -338,17 +362,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Server.Reload {
 		watchCode(runCtx, cfg, log, changes)
 	}
-	go reloadLoop(runCtx, srv, opts, log, hups, changes)
+	go reloadLoop(runCtx, srv, opts, log, notifier, hups, changes)
 
 	select {
 	case sig := <-sigs:
-		log.Info("stopping: finishing in-flight requests", "signal", sig.String(), "graceful_timeout", cfg.GracefulTimeout().String())
+		log.Info("stopping: finishing in-flight requests", "signal", sig.String(), "shutdown_delay", cfg.Server.ShutdownDelay.String(), "graceful_timeout", cfg.GracefulTimeout().String())
 	case err := <-served:
 		if err != nil {
 			log.Error("server failed", "error", err)
 		}
 	case <-ctx.Done():
 	}
+	notify(log, "STOPPING=1", notifier.Stopping("stopping: finishing in-flight requests"))
 	stopRun()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout())
 	defer cancel()
@@ -359,17 +384,51 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			cancel()
 		}
 	}()
-	if err := srv.Shutdown(sctx); err != nil {
+	// /readyz fails at once; the listeners close after shutdown_delay.
+	if err := srv.ShutdownAfter(sctx, cfg.Server.ShutdownDelay); err != nil {
 		log.Warn("graceful timeout passed with requests in progress; closing them", "error", err)
 	}
 	log.Info("stopped")
 	return exitOK
 }
 
+// openAccessLog opens the access log: none for "", stdout for "-", else
+// the file at path.
+func openAccessLog(path string, stdout io.Writer, log *slog.Logger) (*accesslog.Writer, error) {
+	switch path {
+	case "":
+		return nil, nil
+	case "-":
+		return accesslog.NewStream(stdout, log), nil
+	}
+	return accesslog.OpenFile(path, log)
+}
+
+// reopenLoop reopens the access log file on each SIGUSR1, so that after
+// logrotate renamed it new lines go to a new file at its path.
+func reopenLoop(ctx context.Context, access *accesslog.Writer, log *slog.Logger, usr1 <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr1:
+			if access == nil {
+				log.Info("SIGUSR1: no access log file to reopen")
+				continue
+			}
+			if err := access.Reopen(); err != nil {
+				log.Error("SIGUSR1: access log not reopened; still writing to the previous file", "error", err)
+				continue
+			}
+			log.Info("SIGUSR1: access log reopened")
+		}
+	}
+}
+
 // reloadLoop reloads on each SIGHUP: the config is read again and a new
 // generation started. A failure is logged loudly and the running
 // generation keeps serving.
-func reloadLoop(ctx context.Context, srv *server.Server, opts config.Options, log *slog.Logger, hups <-chan os.Signal, changes <-chan string) {
+func reloadLoop(ctx context.Context, srv *server.Server, opts config.Options, log *slog.Logger, notifier *sdnotify.Notifier, hups <-chan os.Signal, changes <-chan string) {
 	for {
 		var err error
 		select {
@@ -377,7 +436,13 @@ func reloadLoop(ctx context.Context, srv *server.Server, opts config.Options, lo
 			return
 		case <-hups:
 			log.Info("reload: reading the configuration and starting a new generation", "signal", "SIGHUP")
+			notify(log, "RELOADING=1", notifier.Reloading("reloading"))
 			err = reloadConfig(ctx, srv, opts, log)
+			status := "serving; reloaded"
+			if err != nil {
+				status = "serving the previous generation: RELOAD FAILED"
+			}
+			notify(log, "READY=1", notifier.Ready(status))
 		case path := <-changes:
 			names := srv.GroupsUnder(path)
 			log.Info("reload: code changed; starting new workers", "file", path, "groups", strings.Join(names, ","))

@@ -90,6 +90,7 @@ func TestEveryFlagLoads(t *testing.T) {
 		"reload": "true", "allow_root": "true", "preload": "true", "max_rss": "100M", "max_body_size": "1M",
 		"body_buffer_size": "64K", "log_format": "json", "access_log_format": "json", "admin_bind": "127.0.0.1:0",
 		"health_bind": "unix:" + filepath.Join(dir, "health.sock"), "forwarded_allow_ips": "10.0.0.0/8", "request_id_header": "X-Trace",
+		"static": "/static/=" + dir,
 	}
 	for _, s := range config.Settings {
 		v, ok := values[s.Name]
@@ -97,7 +98,7 @@ func TestEveryFlagLoads(t *testing.T) {
 			v = "7" // numbers and durations (seconds)
 		}
 		args := []string{"--allow-root", "app:app"}
-		if _, isSwitch := boolSettings[s.Name]; isSwitch {
+		if s.Switch() {
 			args = append(args, "--"+s.Flag())
 		} else {
 			args = append(args, "--"+s.Flag(), v)

@@ -62,6 +62,8 @@ type Server struct {
 	// ShutdownDelay is how long /readyz fails before the listeners close on
 	// SIGTERM, so load balancers stop sending first.
 	ShutdownDelay time.Duration `whisk:"shutdown_delay"`
+	// Static lists static mounts "PREFIX=DIR" added to every site.
+	Static []string `whisk:"static"`
 	// ForwardedAllowIPs are the proxies (IPs or CIDRs, "*" for any) whose
 	// X-Request-ID (and forwarded headers) are trusted.
 	ForwardedAllowIPs []string `whisk:"forwarded_allow_ips"`
@@ -128,6 +130,9 @@ type Group struct {
 	PostFork string `whisk:"post_fork"`
 	// CPUAffinity is auto, on or off: pin each worker process to a CPU.
 	CPUAffinity string `whisk:"cpu_affinity"`
+	// Compress compresses the app's responses (gzip, br, zstd) on the
+	// group's mounts; a mount may say otherwise.
+	Compress bool `whisk:"compress"`
 }
 
 // Site is a virtual host: the hosts it answers and its mounts.
@@ -142,12 +147,19 @@ type Site struct {
 	Mounts []Mount
 }
 
-// Mount serves a URL prefix of a site with a group's app.
+// Mount serves a URL prefix of a site with a group's app, or with the
+// files of a directory.
 type Mount struct {
 	// Path is the prefix: "/" or "/blog" (whole path segments).
 	Path string
-	// Group names the process group that serves it.
+	// Group names the process group that serves it; empty for a static
+	// mount.
 	Group string
+	// Static is the directory a static mount serves files from.
+	Static string
+	// Compress compresses the app's responses on this mount; default: the
+	// group's compress setting.
+	Compress bool
 }
 
 // MainGroup is the name of the group that a top-level app setting (or the

@@ -52,6 +52,16 @@ type Result struct {
 	// Warnings are problems that do not stop whisk, like an unknown
 	// WHISK_* variable.
 	Warnings []string
+
+	given map[string]origin // every value given, by key path
+}
+
+// Given reports whether the setting key (a top-level key like "bind", or a
+// path like "groups.blog.processes") was given by the file, a variable, a
+// flag or the APP argument, rather than left to its default.
+func (r *Result) Given(key string) bool {
+	_, ok := r.given[key]
+	return ok
 }
 
 // origin says where a value came from.
@@ -116,11 +126,12 @@ func Load(opts Options) (*Result, error) {
 	cfg := Config{File: l.file, Server: l.server}
 	cfg.Groups = l.groups(doc["groups"], base)
 	cfg.Sites = l.sites(doc["sites"], cfg.Groups)
+	l.staticMounts(&cfg)
 	l.validate(&cfg)
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}
-	return &Result{Config: cfg, Warnings: l.warns}, nil
+	return &Result{Config: cfg, Warnings: l.warns, given: l.origins}, nil
 }
 
 // readFile finds and parses the config file.
@@ -320,7 +331,7 @@ func (l *loader) set(target reflect.Value, name, text string, whole bool, o orig
 // directory in the file and to the working directory on the command line.
 var pathSettings = map[string]bool{
 	"python": true, "python_path": true, "chdir": true, "app": true,
-	"access_log": true, "pid_file": true, "bind": true, "admin_bind": true, "health_bind": true,
+	"access_log": true, "pid_file": true, "static": true, "bind": true, "admin_bind": true, "health_bind": true,
 }
 
 func (l *loader) resolvePaths(name string, f reflect.Value, base string) {
@@ -346,6 +357,11 @@ func resolvePath(name, v, base string) string {
 		return filepath.Join(base, p)
 	}
 	switch name {
+	case "static": // PREFIX=DIR
+		if prefix, dir, ok := strings.Cut(v, "="); ok {
+			return prefix + "=" + abs(dir)
+		}
+		return v // validation reports it
 	case "bind", "admin_bind", "health_bind":
 		if p, ok := strings.CutPrefix(v, "unix:"); ok {
 			return "unix:" + abs(p)
@@ -370,6 +386,30 @@ func resolvePath(name, v, base string) string {
 		}
 	}
 	return abs(v)
+}
+
+// staticMounts adds the top-level static entries ("PREFIX=DIR") to every
+// site as static mounts.
+func (l *loader) staticMounts(c *Config) {
+	for _, entry := range c.Server.Static {
+		prefix, dir, ok := strings.Cut(entry, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
+			l.errorf(l.where("static"), "%q: want PREFIX=DIR, like /static/=staticfiles", entry)
+			continue
+		}
+		for i := range c.Sites {
+			c.Sites[i].Mounts = append(c.Sites[i].Mounts, Mount{Path: prefix, Static: dir})
+		}
+	}
+	c.Server.Static = nil // now mounts: the effective config shows them there
+}
+
+// baseDir is the directory relative paths in the file are relative to.
+func (l *loader) baseDir() string {
+	if l.file != "" {
+		return filepath.Dir(l.file)
+	}
+	return l.opts.Dir
 }
 
 // groups builds every group: the file's [groups.NAME] tables and, when a
@@ -476,7 +516,7 @@ func (l *loader) sites(raw any, groups []Group) []Site {
 			l.errs = append(l.errs, errors.New("no app to serve: give one (whisk serve mysite.wsgi:application), set app in the config file, or define [groups.NAME] with mounts in [sites.NAME]"))
 			return nil
 		case 1:
-			return []Site{{Name: DefaultSite, Default: true, Mounts: []Mount{{Path: "/", Group: groups[0].Name}}}}
+			return []Site{{Name: DefaultSite, Default: true, Mounts: []Mount{{Path: "/", Group: groups[0].Name, Compress: groups[0].Compress}}}}
 		default:
 			names := make([]string, len(groups))
 			for i, g := range groups {
@@ -553,8 +593,18 @@ func (l *loader) mounts(key string, raw any) []Mount {
 				dst = &m.Path
 			case "group":
 				dst = &m.Group
+			case "static":
+				dst = &m.Static
+			case "compress":
+				b, ok := t[k].(bool)
+				if !ok {
+					l.errorf(o, "want true or false, got %s", describe(t[k]))
+				}
+				m.Compress = b
+				l.origins[ek+"."+k] = o
+				continue
 			default:
-				l.errorf(o, "unknown mount setting%s", suggest(k, []string{"path", "group"}, " (a mount has path and group)"))
+				l.errorf(o, "unknown mount setting%s", suggest(k, []string{"path", "group", "static", "compress"}, " (a mount has path, and group or static, and compress)"))
 				continue
 			}
 			s, ok := t[k].(string)
@@ -563,13 +613,21 @@ func (l *loader) mounts(key string, raw any) []Mount {
 				continue
 			}
 			*dst = s
+			if k == "static" && s != "" && !filepath.IsAbs(s) {
+				*dst = filepath.Join(l.baseDir(), s)
+			}
 			l.origins[ek+"."+k] = o
 		}
 		if _, ok := t["path"]; !ok {
 			l.errorf(l.fileOrigin(ek, ""), "mount without a path: add path = \"/\" (or a prefix like \"/blog\")")
 		}
-		if _, ok := t["group"]; !ok {
-			l.errorf(l.fileOrigin(ek, ""), "mount without a group: add group = \"NAME\" naming a [groups.NAME]")
+		_, hasGroup := t["group"]
+		_, hasStatic := t["static"]
+		switch {
+		case !hasGroup && !hasStatic:
+			l.errorf(l.fileOrigin(ek, ""), "mount without a group or a directory: add group = \"NAME\" naming a [groups.NAME], or static = \"DIR\"")
+		case hasGroup && hasStatic:
+			l.errorf(l.fileOrigin(ek, ""), "mount with both group and static: a prefix is served by an app or by files; make two mounts")
 		}
 		out = append(out, m)
 	}

@@ -41,7 +41,11 @@ func (c *Config) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "default = %v\n", s.Default)
 		b.WriteString("mounts = [\n")
 		for _, m := range s.Mounts {
-			fmt.Fprintf(&b, "  { path = %s, group = %s },\n", quote(m.Path), quote(m.Group))
+			if m.Static != "" {
+				fmt.Fprintf(&b, "  { path = %s, static = %s, compress = %v },\n", quote(m.Path), quote(m.Static), m.Compress)
+				continue
+			}
+			fmt.Fprintf(&b, "  { path = %s, group = %s, compress = %v },\n", quote(m.Path), quote(m.Group), m.Compress)
 		}
 		b.WriteString("]\n")
 	}

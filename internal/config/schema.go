@@ -40,6 +40,17 @@ type Setting struct {
 // Flag returns the setting's command line flag name, without dashes.
 func (s Setting) Flag() string { return strings.ReplaceAll(s.Name, "_", "-") }
 
+// Switch reports whether the setting is on or off (a flag without a
+// value: --preload).
+func (s Setting) Switch() bool {
+	v := reflect.ValueOf(Server{})
+	if s.Scope == GroupScope {
+		v = reflect.ValueOf(Group{})
+	}
+	f := field(v, s.Name)
+	return f.IsValid() && f.Kind() == reflect.Bool
+}
+
 // EnvVar returns the setting's environment variable.
 func (s Setting) EnvVar() string { return "WHISK_" + strings.ToUpper(s.Name) }
 
@@ -50,13 +61,14 @@ var Settings = []Setting{
 	{Name: "keep_alive", Scope: ServerScope, Arg: "DURATION", Help: "close keep-alive connections idle for this long"},
 	{Name: "max_body_size", Scope: ServerScope, Arg: "SIZE", Help: "largest request body accepted (413 beyond)"},
 	{Name: "body_buffer_size", Scope: ServerScope, Arg: "SIZE", Help: "largest request body kept in memory; larger ones go to a temp file, and all bodies in memory together are bounded by 64 times this"},
-	{Name: "access_log", Scope: ServerScope, Arg: "FILE", Help: "access log (Apache combined format): a file, - for stdout, empty for none"},
-	{Name: "access_log_format", Scope: ServerScope, Arg: "FORMAT", Help: "access log format: combined (Apache's, plus the time taken), json (one object per line), or a custom format (docs/operations.md)"},
+	{Name: "static", Scope: ServerScope, Arg: "PREFIX=DIR", Help: "serve the files of DIR under the URL PREFIX (like /static/=staticfiles) on every site: ETag, Range, precompressed .br/.zst/.gz siblings, immutable caching for hashed names, sendfile"},
+	{Name: "access_log", Scope: ServerScope, Arg: "FILE", Help: "access log: a file (SIGUSR1 reopens it, for logrotate), - for stdout, empty for none"},
+	{Name: "access_log_format", Scope: ServerScope, Arg: "FORMAT", Help: "access log format: combined (Apache's, plus the time taken), common, json (one object per line), or a custom format of %-directives (docs/operations.md)"},
 	{Name: "log_level", Scope: ServerScope, Arg: "LEVEL", Help: "server log level: debug, info, warn or error"},
 	{Name: "log_format", Scope: ServerScope, Arg: "FORMAT", Help: "server log format: text or json"},
 	{Name: "admin_bind", Scope: ServerScope, Arg: "ADDRESS", Help: "admin listener for /metrics, /status, /healthz and /readyz: HOST:PORT (keep it on loopback or a private network) or unix:PATH; empty for none"},
 	{Name: "health_bind", Scope: ServerScope, Arg: "ADDRESS", Help: "a listener for /healthz and /readyz alone (the pod address the kubelet probes); empty for none"},
-	{Name: "shutdown_delay", Scope: ServerScope, Arg: "DURATION", Help: "on SIGTERM, how long /readyz fails before the listeners close, so load balancers stop sending first"},
+	{Name: "shutdown_delay", Scope: ServerScope, Arg: "DURATION", Help: "on SIGTERM, how long /readyz fails while requests are still served before the listeners close, so load balancers stop sending first; part of graceful_timeout"},
 	{Name: "forwarded_allow_ips", Scope: ServerScope, Arg: "IP", Help: "proxies (IPs, CIDRs, or * for any) whose X-Request-ID is taken as is; from other peers it is replaced"},
 	{Name: "request_id_header", Scope: ServerScope, Arg: "HEADER", Help: "the request id header: taken from trusted proxies or generated, passed to the app and logged"},
 	{Name: "pid_file", Scope: ServerScope, Arg: "FILE", Help: "file to write whisk's process id to; `whisk reload` reads it"},
@@ -83,6 +95,7 @@ var Settings = []Setting{
 	{Name: "graceful_timeout", Scope: GroupScope, Arg: "DURATION", Help: "time stopping workers get to finish their requests (shutdown, reload, recycle)"},
 	{Name: "preload", Scope: GroupScope, Help: "import the app once in a parent process and fork the workers from it (memory shared copy-on-write)"},
 	{Name: "post_fork", Scope: GroupScope, Arg: "FUNC", Help: "module:function each worker calls before it serves: after the fork with preload (reopen connections there), else after importing the app"},
+	{Name: "compress", Scope: GroupScope, Help: "compress the app's responses with gzip, br or zstd as the client accepts (not images, archives, ranges or bodies under 1 KiB); a mount's compress overrides it"},
 	{Name: "cpu_affinity", Scope: GroupScope, Arg: "MODE", Help: "pin each worker process to one CPU: auto (when processes >= CPUs), on or off"},
 }
 

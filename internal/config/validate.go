@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/user"
 	"strings"
+
+	"github.com/whiskserver/whisk/internal/accesslog"
 )
 
 // where names a setting for an error: where its value came from, or the
@@ -62,7 +64,9 @@ func (l *loader) validateServer(s *Server) {
 		l.errorf(l.where("log_format"), "%q: want text or json", s.LogFormat)
 	}
 	if s.AccessLogFormat == "" {
-		l.errorf(l.where("access_log_format"), "empty: want combined, json or a custom format")
+		l.errorf(l.where("access_log_format"), "empty: want combined, common, json or a custom format")
+	} else if _, err := accesslog.ParseFormat(s.AccessLogFormat); err != nil {
+		l.errorf(l.where("access_log_format"), "%v", err)
 	}
 	for _, name := range []string{"admin_bind", "health_bind"} {
 		v := s.AdminBind
@@ -236,10 +240,23 @@ func (l *loader) validateSites(c *Config) {
 				l.errorf(l.where(mk+".path"), "%q is mounted twice in site %q", m.Path, s.Name)
 			}
 			paths[m.Path] = true
+			if m.Static != "" {
+				if fi, err := os.Stat(m.Static); err != nil || !fi.IsDir() {
+					l.errorf(l.where(mk+".static"), "%q is not a directory", m.Static)
+				}
+				continue
+			}
 			if _, ok := groups[m.Group]; !ok && m.Group != "" {
 				l.errorf(l.where(mk+".group"), "no group %q: define [groups.%s] or fix the name", m.Group, m.Group)
 			}
 			groups[m.Group] = true
+			if _, set := l.origins[mk+".compress"]; !set {
+				for _, g := range c.Groups {
+					if g.Name == m.Group {
+						m.Compress = g.Compress // the group's setting, unless the mount says
+					}
+				}
+			}
 		}
 	}
 	for _, g := range c.Groups {

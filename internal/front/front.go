@@ -1,5 +1,5 @@
 // Package front is whisk's HTTP side: it opens the listeners (TCP and unix
-// sockets), runs net/http behind the framing guard, applies the
+// sockets, or those systemd passed by socket activation), runs net/http behind the framing guard, applies the
 // connection-level limits and timeouts, writes the access log, and shuts
 // down gracefully. Routing to app mounts comes in with the config file;
 // today one handler serves every request.
@@ -22,8 +22,19 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	// Binds are the addresses to listen on: HOST:PORT or unix:PATH.
+	// Binds are the addresses to listen on: HOST:PORT or unix:PATH. A bind
+	// whose address an inherited socket has takes that socket.
 	Binds []string
+	// Inherited are the sockets systemd passed (socket activation); nil
+	// for none.
+	Inherited *Inherited
+	// ServeInherited serves every inherited socket instead of Binds (bind
+	// was not set: systemd's sockets say where to listen), except those
+	// whose address Reserved names: they belong to other listeners
+	// (admin_bind, health_bind), which take them with Listen.
+	ServeInherited bool
+	// Reserved are the binds of other listeners; see ServeInherited.
+	Reserved []string
 	// Handler serves every request.
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the time a client may take to send a
@@ -42,22 +53,32 @@ type Server struct {
 	cfg       Config
 	srv       *http.Server
 	listeners []net.Listener
-	unixPaths []string
 }
 
 // New opens every listener. On error, those already opened are closed.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
-	for _, b := range cfg.Binds {
-		l, err := listen(b)
-		if err != nil {
-			s.closeListeners()
-			return nil, err
+	if cfg.ServeInherited && cfg.Inherited.Len() > 0 {
+		for _, sock := range cfg.Inherited.takeAll(cfg.Reserved) {
+			s.listeners = append(s.listeners, sock.l)
 		}
-		if p, ok := strings.CutPrefix(b, "unix:"); ok {
-			s.unixPaths = append(s.unixPaths, p)
+		if len(s.listeners) == 0 {
+			return nil, errors.New("socket activation: every socket systemd passed belongs to admin_bind or health_bind; add one for the app, or set bind")
 		}
-		s.listeners = append(s.listeners, l)
+	} else {
+		for _, b := range cfg.Binds {
+			l, err := Listen(b, cfg.Inherited)
+			if err != nil {
+				s.closeListeners()
+				return nil, err
+			}
+			s.listeners = append(s.listeners, l)
+		}
+	}
+	for _, l := range s.listeners {
+		if sock, ok := cfg.Inherited.find(l); ok {
+			cfg.Log.Info("listening on a socket systemd passed", "fd", sock.fd, "name", sock.name, "address", addrString(l.Addr()))
+		}
 	}
 	s.srv = &http.Server{
 		Handler:           cfg.Handler,
@@ -67,6 +88,17 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// Listen returns a listener for bind (HOST:PORT or unix:PATH): the
+// inherited socket with its address if in holds one (its mode and owner
+// are systemd's, and whisk never unlinks it), else a new socket. A stale
+// unix socket file left by a server that is gone is replaced.
+func Listen(bind string, in *Inherited) (net.Listener, error) {
+	if l, ok := in.Take(bind); ok {
+		return l, nil
+	}
+	return listen(bind)
 }
 
 func listen(bind string) (net.Listener, error) {

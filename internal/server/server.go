@@ -21,12 +21,15 @@ import (
 
 	"github.com/whiskserver/whisk/internal/accesslog"
 	"github.com/whiskserver/whisk/internal/app"
+	"github.com/whiskserver/whisk/internal/compress"
 	"github.com/whiskserver/whisk/internal/config"
 	"github.com/whiskserver/whisk/internal/front"
 	"github.com/whiskserver/whisk/internal/group"
+	"github.com/whiskserver/whisk/internal/metrics"
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/route"
+	"github.com/whiskserver/whisk/internal/static"
 )
 
 // Deps are what a Server needs besides the config.
@@ -43,6 +46,15 @@ type Deps struct {
 	Spawner *proc.Spawner
 	// AllowedCPUs are the CPUs workers may be pinned to.
 	AllowedCPUs []int
+	// Version is whisk's version, for the status page.
+	Version string
+	// Inherited are the sockets systemd passed (socket activation); nil
+	// for none. Each serves the bind that names its address.
+	Inherited *front.Inherited
+	// BindGiven says bind was set (file, variable or flag). When it was
+	// not, every inherited socket is served (but those admin_bind and
+	// health_bind name) and the default bind is not.
+	BindGiven bool
 }
 
 // responseWindow is how much of a response the front holds for a slow
@@ -57,6 +69,11 @@ type Server struct {
 
 	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 
+	obs          *metrics.Metrics
+	admins       []*adminListener           // admin_bind and health_bind (admin.go)
+	live         atomic.Pointer[generation] // the generation serving, for metrics and status; kept during Shutdown
+	shuttingDown atomic.Bool
+
 	mu       sync.Mutex // serialises Start, Reload and Shutdown
 	current  *generation
 	serial   int
@@ -67,9 +84,18 @@ type Server struct {
 type generation struct {
 	serial  int
 	cfg     *config.Config
+	digest  string // configDigest(cfg)
 	groups  []*group.Group
 	carried map[*group.Group]bool // running already: taken over from the previous generation
+	static  []*static.Handler     // static mounts: their directories are held open
 	table   *route.Table
+}
+
+// closeStatic releases the directories of the static mounts.
+func (g *generation) closeStatic() {
+	for _, h := range g.static {
+		h.Close()
+	}
 }
 
 // GroupError says which group failed to start.
@@ -94,9 +120,19 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: deps, routes: route.NewSwitch(starting)}
+	s.obs = metrics.New(s, deps.Log)
 	var done []func(*http.Request, *reqinfo.Info)
 	if deps.AccessLog != nil {
-		done = append(done, accesslog.New(deps.AccessLog).Log)
+		format, err := accesslog.ParseFormat(cfg.Server.AccessLogFormat)
+		if err != nil {
+			return nil, fmt.Errorf("access_log_format: %w", err)
+		}
+		done = append(done, accesslog.New(deps.AccessLog, format).Log)
+	}
+	done = append(done, s.obs.Observe)
+	// The admin listeners open first: they serve /healthz while the groups start.
+	if err := s.openAdmin(cfg); err != nil {
+		return nil, err
 	}
 	s.front, err = front.New(front.Config{
 		Binds: cfg.Server.Bind,
@@ -109,8 +145,19 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		IdleTimeout:       cfg.Server.KeepAlive,
 		MaxHeaderBytes:    64 << 10,
 		Log:               deps.Log,
+		Inherited:         deps.Inherited,
+		ServeInherited:    !deps.BindGiven,
+		Reserved:          []string{cfg.Server.AdminBind, cfg.Server.HealthBind},
 	})
 	if err != nil {
+		s.closeAdmin()
+		return nil, err
+	}
+	// Every listener is open (admin ones take their inherited sockets
+	// with front.Listen before this): a socket systemd passed that none
+	// took is a mistake in the units or the config.
+	if err := deps.Inherited.Unused(); err != nil {
+		s.closeAdmin()
 		return nil, err
 	}
 	return s, nil
@@ -145,6 +192,7 @@ func (s *Server) Start(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	s.current = g
+	s.live.Store(g)
 	s.routes.Swap(g.table)
 	return nil
 }
@@ -215,7 +263,9 @@ func (s *Server) replaceLocked(ctx context.Context, cfg *config.Config, keep map
 	}
 	old := s.current
 	s.current = next
+	s.live.Store(next)
 	s.routes.Swap(next.table)
+	s.countReloadRestarts(old, next)
 	s.deps.Log.Info("reload: new generation serving; draining the old one", "generation", next.serial, "old", old.serial, "groups_kept", len(keep))
 	s.draining.Go(func() { old.stop(s.deps.Log, next) })
 	return nil
@@ -233,14 +283,22 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 	changed("header_timeout", was.HeaderTimeout != now.HeaderTimeout)
 	changed("keep_alive", was.KeepAlive != now.KeepAlive)
 	changed("access_log", was.AccessLog != now.AccessLog)
+	changed("access_log_format", was.AccessLogFormat != now.AccessLogFormat)
+	changed("log_format", was.LogFormat != now.LogFormat)
 	changed("log_level", was.LogLevel != now.LogLevel)
 	changed("pid_file", was.PIDFile != now.PIDFile)
+	changed("admin_bind", was.AdminBind != now.AdminBind)
+	changed("health_bind", was.HealthBind != now.HealthBind)
+	changed("shutdown_delay", was.ShutdownDelay != now.ShutdownDelay)
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // and stops the workers: the current generation's and those of an old
-// generation a reload is still draining.
+// generation a reload is still draining. The admin listeners close last.
+// ShutdownAfter pauses first, with /readyz failing.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.BeginShutdown()
+	defer s.closeAdmin()
 	err := s.front.Shutdown(ctx)
 	s.mu.Lock()
 	g := s.current
@@ -261,23 +319,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.deps.Log.Warn("shutdown: an old generation is still stopping", "error", ctx.Err())
 	}
+	s.live.Store(nil)
 	return err
 }
 
-// Groups returns the current generation's groups.
+// Groups returns the serving generation's groups (still during
+// Shutdown). It does not wait for a reload in progress.
 func (s *Server) Groups() []*group.Group {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil {
+	g := s.live.Load()
+	if g == nil {
 		return nil
 	}
-	return slices.Clone(s.current.groups)
+	return slices.Clone(g.groups)
 }
 
 // build makes a generation's groups and routes without starting them.
 func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*generation, error) {
 	s.serial++
-	gen := &generation{serial: s.serial, cfg: cfg, carried: map[*group.Group]bool{}}
+	gen := &generation{serial: s.serial, cfg: cfg, digest: configDigest(cfg), carried: map[*group.Group]bool{}}
 	byName := map[string]*group.Group{}
 	for _, gc := range cfg.Groups {
 		if g, ok := keep[gc.Name]; ok {
@@ -297,6 +356,20 @@ func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*gener
 	for _, sc := range cfg.Sites {
 		site := route.Site{Name: sc.Name, Hosts: sc.Hosts, Default: sc.Default}
 		for _, m := range sc.Mounts {
+			if m.Static != "" {
+				files, err := static.New(m.Static, m.Path, static.Options{Log: s.deps.Log})
+				if err != nil {
+					gen.closeStatic()
+					return nil, fmt.Errorf("static mount %s: %w", m.Path, err)
+				}
+				gen.static = append(gen.static, files)
+				var handler http.Handler = files
+				if m.Compress {
+					handler = compress.New(files)
+				}
+				site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: handler})
+				continue
+			}
 			gc := groupConfig(cfg, m.Group)
 			scriptName := m.Path
 			if scriptName == "/" {
@@ -315,7 +388,11 @@ func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*gener
 				Window:           responseWindow,
 				Log:              s.deps.Log.With("group", m.Group),
 			}
-			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: h})
+			var handler http.Handler = h
+			if m.Compress {
+				handler = compress.New(h)
+			}
+			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: handler})
 		}
 		sites = append(sites, site)
 	}
@@ -357,6 +434,7 @@ func (s *Server) newGroup(serial int, gc config.Group) (*group.Group, error) {
 	if err := proc.CheckAccount(gc.Name, account, gc.AllowRoot); err != nil {
 		return nil, err
 	}
+	s.obs.AddGroup(gc.Name)
 	maxQueue := gc.MaxQueue
 	if maxQueue == 0 {
 		maxQueue = -1 // max_queue = 0: no request waits (group's 0 means its default)
@@ -388,6 +466,7 @@ func (s *Server) newGroup(serial int, gc config.Group) (*group.Group, error) {
 		GracefulTimeout:   gc.GracefulTimeout,
 		PinCPUs:           gc.PinCPUs(s.deps.AllowedCPUs),
 		Log:               s.deps.Log, // group.New adds group=NAME
+		OnRestart:         func(reason string) { s.obs.Restart(gc.Name, reason) },
 	}, s.deps.Spawner), nil
 }
 
@@ -423,11 +502,13 @@ func (g *generation) stop(log *slog.Logger, next *generation) {
 		log.Warn("reload: old generation's requests did not finish within graceful_timeout", "generation", g.serial, "error", err)
 	}
 	g.stopGroups(ctx, func(grp *group.Group) bool { return !next.carried[grp] })
+	g.closeStatic()
 	log.Info("reload: old generation stopped", "generation", g.serial)
 }
 
 func (g *generation) stopAll(ctx context.Context) {
 	g.stopGroups(ctx, func(*group.Group) bool { return true })
+	g.closeStatic()
 }
 
 // stopGroups stops the groups for which which returns true, all at once.
