@@ -42,10 +42,12 @@ const rejectRequest = "{framing-rejected} / HTTP/1.1\r\n\r\n"
 type Options struct {
 	// MaxHeadBytes bounds a request head (request line, fields, final CRLF)
 	// and a chunked trailer section, in bytes. A longer one is rejected
-	// with a 400; it is not passed on unchecked for net/http to answer 431.
-	// Zero means DefaultMaxHeadBytes, which matches http.Server.MaxHeaderBytes
-	// = 64 KiB (net/http reads up to MaxHeaderBytes+4096). A head within
-	// MaxHeadBytes but over the server's own limit still gets net/http's 431.
+	// with a 400 (a head with a 431 under StatusResponses); it is not
+	// passed on unchecked for net/http to answer 431. Zero means
+	// DefaultMaxHeadBytes, which matches http.Server.MaxHeaderBytes = 64 KiB
+	// (net/http reads up to MaxHeaderBytes+4096). A head within MaxHeadBytes
+	// but over the server's own limit still gets net/http's 431; with
+	// MaxHeadBytes equal to the server's MaxHeaderBytes that never happens.
 	MaxHeadBytes int
 
 	// OnReject, if not nil, is called once per rejected connection, with
@@ -61,6 +63,20 @@ type Options struct {
 	// unread input makes the kernel send a reset, which can destroy the
 	// response. Zero means DefaultRejectLinger; negative disables lingering.
 	RejectLinger time.Duration
+
+	// MaxRequestLine bounds the request line (method, target and version,
+	// without its CRLF), in bytes; a longer one is rejected (Error.Status
+	// 414). It is checked as the line arrives, before the rest of the head.
+	// Zero means no bound but MaxHeadBytes.
+	MaxRequestLine int
+
+	// StatusResponses makes a rejection with a status of its own (414 for
+	// the request line, 431 for the head: see Error.Status) reach the
+	// server's handler as a fixed, well-formed request that [Handler]
+	// answers with that status, instead of net/http's plain 400. Set it
+	// only when the server's Handler is wrapped by Handler and its
+	// ConnContext is [ConnContext].
+	StatusResponses bool
 }
 
 // state is where the Conn is in the request stream.
@@ -87,8 +103,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 type Conn struct {
 	nc       net.Conn
 	max      int
+	maxLine  int
+	status   bool // Options.StatusResponses
 	onReject func(net.Addr, string)
 	linger   time.Duration
+
+	statusOut atomic.Int32 // the status request was delivered: its status
 
 	pass     atomic.Bool // Passthrough was called
 	rejected atomic.Bool // st reached stReject; read by Close
@@ -102,11 +122,12 @@ type Conn struct {
 	// the search for the next LF resumes.
 	buf                    []byte
 	r, ok, w, hs, ls, scan int
-	remain                 int64 // body or chunk bytes still to pass through
-	lastPost               bool  // the last head was a POST (net/http then skips CRLFs)
-	leading                int   // empty lines skipped before the current head
-	rerr                   error // error from nc that came with data, returned next
-	rejOff                 int   // bytes of rejectRequest returned
+	remain                 int64  // body or chunk bytes still to pass through
+	lastPost               bool   // the last head was a POST (net/http then skips CRLFs)
+	leading                int    // empty lines skipped before the current head
+	rerr                   error  // error from nc that came with data, returned next
+	rejOff                 int    // bytes of the reject request returned
+	rejErr                 *Error // why the stream was rejected
 	closed                 bool
 	base                   int64           // stream offset of buf[0]
 	testHookEnd            func(off int64) // called at each message end with its stream offset
@@ -115,7 +136,7 @@ type Conn struct {
 // NewConn wraps nc, a freshly accepted server connection, whose first
 // bytes are the first request. Close closes nc.
 func NewConn(nc net.Conn, opts Options) *Conn {
-	c := &Conn{nc: nc, max: opts.MaxHeadBytes, onReject: opts.OnReject, linger: opts.RejectLinger}
+	c := &Conn{nc: nc, max: opts.MaxHeadBytes, maxLine: opts.MaxRequestLine, status: opts.StatusResponses, onReject: opts.OnReject, linger: opts.RejectLinger}
 	if c.max <= 0 {
 		c.max = DefaultMaxHeadBytes
 	}
@@ -177,9 +198,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		switch c.st {
 		case stReject:
-			if c.rejOff < len(rejectRequest) {
-				n := copy(p, rejectRequest[c.rejOff:])
+			rej := c.rejectBytes()
+			if c.rejOff < len(rej) {
+				n := copy(p, rej[c.rejOff:])
 				c.rejOff += n
+				if c.rejOff == len(rej) && rej == statusRequest {
+					c.statusOut.Store(int32(c.rejErr.Status()))
+				}
 				return n, nil
 			}
 			return 0, io.EOF
@@ -364,7 +389,7 @@ func (c *Conn) headStep() bool {
 			return c.headDone(c.hs + e + 4)
 		}
 	}
-	lf, ok := c.scanToEmptyLine(errHeadTooLarge)
+	lf, ok := c.scanToEmptyLine(errHeadTooLarge, c.maxLine)
 	if !ok {
 		return false
 	}
@@ -388,11 +413,15 @@ var crlfcrlf = []byte("\r\n\r\n")
 
 // headDone checks the complete head buf[hs:end] and moves on to its body.
 func (c *Conn) headDone(end int) bool {
+	head := c.buf[c.hs:end]
+	if c.maxLine > 0 && bytes.IndexByte(head, '\n')-1 > c.maxLine {
+		c.reject(errLineTooLong)
+		return false
+	}
 	if end-c.hs > c.max {
 		c.reject(errHeadTooLarge)
 		return false
 	}
-	head := c.buf[c.hs:end]
 	f, err := checkHead(head)
 	if err != nil {
 		c.reject(err)
@@ -448,7 +477,7 @@ func (c *Conn) chunkLineStep() bool {
 
 // trailerStep checks the trailer section at hs once it is complete.
 func (c *Conn) trailerStep() bool {
-	lf, ok := c.scanToEmptyLine(errTrailerTooLarge)
+	lf, ok := c.scanToEmptyLine(errTrailerTooLarge, 0)
 	if !ok {
 		return false
 	}
@@ -464,14 +493,18 @@ func (c *Conn) trailerStep() bool {
 // scanToEmptyLine scans the section at hs (a head or a trailer section)
 // line by line from where it stopped, and returns the index of the LF that
 // ends its first empty line. It returns false when more bytes are needed,
-// or after rejecting a bare LF or a section over the bound (tooLarge).
-func (c *Conn) scanToEmptyLine(tooLarge *Error) (int, bool) {
+// or after rejecting a bare LF, a first line longer than maxLine (without
+// CRLF; 0 for no bound) or a section over the bound (tooLarge).
+func (c *Conn) scanToEmptyLine(tooLarge *Error, maxLine int) (int, bool) {
 	b := c.buf
 	for {
 		i := bytes.IndexByte(b[c.scan:c.w], '\n')
 		if i < 0 {
 			c.scan = c.w
-			if c.w-c.hs >= c.max {
+			switch {
+			case maxLine > 0 && c.ls == c.hs && c.w-c.hs > maxLine+1:
+				c.reject(errLineTooLong)
+			case c.w-c.hs >= c.max:
 				c.reject(tooLarge)
 			}
 			return 0, false
@@ -479,6 +512,10 @@ func (c *Conn) scanToEmptyLine(tooLarge *Error) (int, bool) {
 		lf := c.scan + i
 		if lf == c.hs || b[lf-1] != '\r' {
 			c.reject(errBareLF)
+			return 0, false
+		}
+		if maxLine > 0 && c.ls == c.hs && lf-1-c.hs > maxLine {
+			c.reject(errLineTooLong)
 			return 0, false
 		}
 		if lf+1-c.hs > c.max {
@@ -497,6 +534,7 @@ func (c *Conn) scanToEmptyLine(tooLarge *Error) (int, bool) {
 // request, then io.EOF. Unchecked bytes are never returned.
 func (c *Conn) reject(err *Error) {
 	c.st = stReject
+	c.rejErr = err
 	c.rejected.Store(true)
 	if c.onReject != nil {
 		c.onReject(c.nc.RemoteAddr(), err.Reason)

@@ -161,6 +161,23 @@ var connTests = []struct {
 	{name: "trailer too large", in: chkHead + "0\r\nX: " + strings.Repeat("a", 200) + "\r\n\r\n", opts: Options{MaxHeadBytes: 100},
 		accept: len(chkHead) + 3, reason: errTrailerTooLarge},
 
+	{name: "request line too long", in: getA + "GET /" + strings.Repeat("a", 100) + " HTTP/1.1\r\nHost: x\r\n\r\n", opts: Options{MaxRequestLine: 64},
+		accept: len(getA), reason: errLineTooLong},
+	{name: "request line too long without LF", in: getA + "GET /" + strings.Repeat("a", 100), opts: Options{MaxRequestLine: 64},
+		accept: len(getA), reason: errLineTooLong},
+	{name: "request line at limit", in: getA, opts: Options{MaxRequestLine: len(getA) - len("\r\nHost: x\r\n\r\n")}, accept: -1},
+	{name: "request line one over limit", in: getA, opts: Options{MaxRequestLine: len(getA) - len("\r\nHost: x\r\n\r\n") - 1},
+		accept: 0, reason: errLineTooLong},
+	{name: "request line limit spares fields", in: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 100) + "\r\n\r\n", opts: Options{MaxRequestLine: 20}, accept: -1},
+	{name: "request line limit spares trailers", in: chkHead + "0\r\nX: " + strings.Repeat("a", 100) + "\r\n\r\n", opts: Options{MaxRequestLine: 50}, accept: -1},
+	{name: "request line too long, status request", in: getA + "GET /" + strings.Repeat("a", 100), opts: Options{MaxRequestLine: 64, StatusResponses: true},
+		accept: len(getA), reason: errLineTooLong},
+	{name: "head too large, status request", in: getA + "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 200) + "\r\n\r\n", opts: Options{MaxHeadBytes: 100, StatusResponses: true},
+		accept: len(getA), reason: errHeadTooLarge},
+	{name: "bare LF, no status request", in: getA + "GET / HTTP/1.1\nHost: x\n\n", opts: Options{StatusResponses: true}, accept: len(getA), reason: errBareLF},
+	{name: "trailer too large, no status request", in: chkHead + "0\r\nX: " + strings.Repeat("a", 200) + "\r\n\r\n", opts: Options{MaxHeadBytes: 100, StatusResponses: true},
+		accept: len(chkHead) + 3, reason: errTrailerTooLarge},
+
 	{name: "partial head", in: getA + "GET / HTTP/1.1\r\nHost: x\r\n", accept: len(getA), partial: true},
 	{name: "partial chunk line", in: chkHead + "3;ab", accept: len(chkHead), partial: true},
 	{name: "partial CRLF after chunk", in: chkHead + "3\r\nabc\r", accept: len(chkHead) + 6, partial: true},
@@ -193,7 +210,11 @@ func TestConnStreams(t *testing.T) {
 				case tt.reason == nil:
 					want = in[:tt.accept]
 				default:
-					want = append(bytes.Clone(in[:tt.accept]), rejectRequest...)
+					rej := rejectRequest
+					if tt.opts.StatusResponses && tt.reason.Status() != 400 {
+						rej = statusRequest
+					}
+					want = append(bytes.Clone(in[:tt.accept]), rej...)
 				}
 				if !bytes.Equal(out, want) {
 					t.Errorf("delivered\n%q\nwant\n%q", out, want)

@@ -41,14 +41,22 @@
 // io.EOF. Nothing of the offending message, or anything after it, is ever
 // returned.
 //
+// A head over Options.MaxHeadBytes, or a request line over
+// Options.MaxRequestLine, is rejected the same way. With
+// Options.StatusResponses it is answered with its own status instead (431,
+// 414): Read delivers a fixed, well-formed request in its place, which
+// [Handler] recognises by its connection ([ConnContext]) and answers.
+//
 // [CheckHead] exposes the head checks as a pure function.
 //
 // # Use
 //
 // Wrap the plain-text listener: srv.Serve(framing.NewListener(ln, opts)).
 // The wrapper must see the clear-text HTTP/1.1 stream, so it cannot sit under
-// crypto/tls, and net/http only recognises TLS connections that are exactly a
-// *tls.Conn; TLS termination in front of whisk is therefore out of scope here.
+// crypto/tls, and net/http serves HTTP/2 only on a connection that is exactly
+// a *tls.Conn. Over TLS, the front's listener therefore finishes the
+// handshake first and wraps the *tls.Conn with NewConn only when ALPN did not
+// choose HTTP/2 (internal/front, tls.go).
 // A handler that hijacks the connection for a protocol switch (Upgrade,
 // CONNECT) must call [Conn.Passthrough] on the hijacked *Conn first.
 package framing

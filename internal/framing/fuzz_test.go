@@ -84,6 +84,8 @@ func FuzzConn(f *testing.F) {
 	for _, tt := range connTests {
 		f.Add([]byte(tt.in), []byte{}, []byte{})
 		f.Add([]byte(tt.in), []byte{0}, []byte{2, 0, 200})
+		f.Add([]byte(tt.in), []byte{12}, []byte{})  // request line bound, status request
+		f.Add([]byte(tt.in), []byte{13}, []byte{1}) // both bounds, status request
 	}
 	for _, tt := range smuggleTests {
 		f.Add([]byte(tt.payload), []byte{5, 0}, []byte{})
@@ -109,6 +111,12 @@ func checkConnStreamN(t *testing.T, in, writes, reads []byte) (compared int, rej
 	if len(writes) > 0 && writes[0]%4 == 1 {
 		opts.MaxHeadBytes = 64 // exercise the bound
 	}
+	if len(writes) > 0 && writes[0]%8 >= 4 {
+		opts.MaxRequestLine = 24 // exercise the request line bound
+	}
+	if len(writes) > 0 && writes[0]%16 >= 8 {
+		opts.StatusResponses = true // 414 and 431 as the status request
+	}
 	var reasons []string
 	opts.OnReject = func(_ net.Addr, reason string) { reasons = append(reasons, reason) }
 	c := NewConn(&scriptConn{chunks: split(in, sizes(writes))}, opts)
@@ -124,10 +132,14 @@ func checkConnStreamN(t *testing.T, in, writes, reads []byte) (compared int, rej
 	case len(reasons) > 1:
 		t.Fatalf("OnReject called %d times", len(reasons))
 	case len(reasons) == 1:
-		if !bytes.HasSuffix(out, []byte(rejectRequest)) {
+		rej := rejectRequest
+		if opts.StatusResponses && (reasons[0] == errLineTooLong.Reason || reasons[0] == errHeadTooLarge.Reason) {
+			rej = statusRequest
+		}
+		if !bytes.HasSuffix(out, []byte(rej)) {
 			t.Fatalf("rejected (%s) but delivered %q", reasons[0], out)
 		}
-		accepted = out[:len(out)-len(rejectRequest)]
+		accepted = out[:len(out)-len(rej)]
 	case len(out) < len(in):
 		// Input ended inside a head, chunk line, chunk CRLF or
 		// trailers: never inside body bytes.

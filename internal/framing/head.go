@@ -58,6 +58,7 @@ var (
 	errIncomplete       = &Error{"incomplete head"}
 	errTrailingBytes    = &Error{"bytes after end of head"}
 	errHeadTooLarge     = &Error{"request head too large"}
+	errLineTooLong      = &Error{"request line too long"}
 	errBareLF           = &Error{"bare LF"}
 	errBareCR           = &Error{"CR not followed by LF"}
 	errNUL              = &Error{"NUL byte"}
