@@ -51,6 +51,7 @@ for pkg in $(go list ./...); do
     */e2e) budget=${FUZZ_E2E:-3000x} ;;
     */internal/config) budget=${FUZZ_CONFIG:-50000x} ;;     # each input is a file written and loaded
     */internal/compress) budget=${FUZZ_COMPRESS:-20000x} ;; # each input is compressed and decoded 3 ways
+    */internal/accesslog) budget=${FUZZ_ACCESSLOG:-50000x} ;; # each input formats whole lines three ways
   esac
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     start=$SECONDS

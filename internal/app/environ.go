@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/wire"
 )
 
@@ -104,10 +105,15 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 	rb.Env("QUERY_STRING", r.URL.RawQuery)
 	rb.Env("SERVER_PROTOCOL", r.Proto)
 	scheme := "http"
-	if r.TLS != nil {
+	if info := reqinfo.From(r.Context()); info != nil && info.Scheme != "" {
+		scheme = info.Scheme // the connection's, or a trusted proxy's X-Forwarded-Proto
+	} else if r.TLS != nil {
 		scheme = "https"
 	}
 	rb.Env("wsgi.url_scheme", scheme)
+	if scheme == "https" {
+		rb.Env("HTTPS", "on") // as mod_wsgi and CGI servers set it
+	}
 
 	host, port, err := net.SplitHostPort(r.Host)
 	if err != nil {

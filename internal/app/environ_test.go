@@ -221,7 +221,7 @@ func TestBuildEnviron(t *testing.T) {
 			bodyLen:  -1,
 			want: map[string]string{
 				"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
-				"SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https",
+				"SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https", "HTTPS": "on",
 				"SERVER_NAME": "example.com", "SERVER_PORT": "443", "HTTP_HOST": "example.com",
 				"REMOTE_ADDR": "192.0.2.1", "REMOTE_PORT": "1",
 			},

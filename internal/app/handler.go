@@ -60,6 +60,17 @@ type Handler struct {
 	// hold together; past it, bodies go to temp files. It keeps slow
 	// uploads from exhausting memory.
 	BodyMemoryTotal int64
+	// MinBodyRate, when positive, is the slowest a client may send a
+	// request body, in bytes per second averaged since the body started,
+	// once BodyRateGrace has passed: a slower upload gets 408 Request
+	// Timeout and a closed connection, and never reaches a worker.
+	MinBodyRate int64
+	// BodyRateGrace is how long a body may come slower than MinBodyRate;
+	// zero means DefaultBodyRateGrace.
+	BodyRateGrace time.Duration
+	// BodyTimeout, when positive, is the longest a client may send nothing
+	// while its request body is read (408 then).
+	BodyTimeout time.Duration
 	// TempDir is the 0700 directory for spooled request and response bodies.
 	TempDir string
 	// Window is the response credit per stream the workers were given:
@@ -115,10 +126,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.tooLarge(w)
 		return
 	}
+	db := h.newDeadlineBody(w, r) // min_body_rate and the stall bound (bodyrate.go)
+	if db != nil {
+		r.Body = db
+	}
 	b, err := h.readBody(r)
+	db.disarm()
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			h.tooLarge(w)
+			return
+		}
+		if errors.Is(err, errBodyTimeout) {
+			h.bodyTimeout(w, r, err)
 			return
 		}
 		h.Log.Debug("request body not read", "error", err, "remote", r.RemoteAddr)

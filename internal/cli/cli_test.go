@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/whiskserver/whisk/internal/config"
+	"github.com/whiskserver/whisk/internal/whisktest"
 )
 
 // TestParseSettings: flags become FlagValues in order (aliases named as
@@ -83,14 +84,17 @@ func TestParseSettings(t *testing.T) {
 // so flags and settings cannot drift apart.
 func TestEveryFlagLoads(t *testing.T) {
 	dir := t.TempDir()
+	cert, key := whisktest.Cert(t, dir, "localhost")
 	values := map[string]string{
+		"max_request_line": "8K", "max_header_size": "64K", "socket_owner": "root:root", "socket_mode": "0660",
+		"tls_bind": "127.0.0.1:0", "tls_cert": cert, "tls_key": key,
 		"bind": "127.0.0.1:0", "app": "app:app", "python": "python3", "python_path": dir, "chdir": dir,
 		"env": "A=1", "user": "", "group": "", "access_log": filepath.Join(dir, "access.log"),
 		"pid_file": filepath.Join(dir, "pid"), "log_level": "debug", "cpu_affinity": "off", "post_fork": "",
 		"reload": "true", "allow_root": "true", "preload": "true", "max_rss": "100M", "max_body_size": "1M",
 		"body_buffer_size": "64K", "log_format": "json", "access_log_format": "json", "admin_bind": "127.0.0.1:0",
 		"health_bind": "unix:" + filepath.Join(dir, "health.sock"), "forwarded_allow_ips": "10.0.0.0/8", "request_id_header": "X-Trace",
-		"static": "/static/=" + dir,
+		"static": "/static/=" + dir, "x_sendfile": dir, "x_accel_redirect": "/protected/=" + dir,
 	}
 	for _, s := range config.Settings {
 		v, ok := values[s.Name]
@@ -98,6 +102,10 @@ func TestEveryFlagLoads(t *testing.T) {
 			v = "7" // numbers and durations (seconds)
 		}
 		args := []string{"--allow-root", "app:app"}
+		switch s.Name {
+		case "tls_bind", "tls_cert", "tls_key": // they go together
+			args = append(args, "--tls-cert", cert, "--tls-key", key)
+		}
 		if s.Switch() {
 			args = append(args, "--"+s.Flag())
 		} else {

@@ -62,6 +62,41 @@ type Server struct {
 	// ShutdownDelay is how long /readyz fails before the listeners close on
 	// SIGTERM, so load balancers stop sending first.
 	ShutdownDelay time.Duration `whisk:"shutdown_delay"`
+	// TLSBind lists the HTTPS listen addresses (HTTP/1.1 and HTTP/2 by
+	// ALPN): HOST:PORT or unix:PATH.
+	TLSBind []string `whisk:"tls_bind"`
+	// TLSCert and TLSKey are the default certificate chain and key (PEM
+	// files); a site's own pair is chosen by SNI.
+	TLSCert string `whisk:"tls_cert"`
+	TLSKey  string `whisk:"tls_key"`
+	// H2C serves HTTP/2 without TLS (prior knowledge or Upgrade) on bind.
+	H2C bool `whisk:"h2c"`
+	// RedirectHTTPS answers plain-HTTP requests on bind with a redirect to
+	// the same URL over HTTPS.
+	RedirectHTTPS bool `whisk:"redirect_https"`
+	// HSTSMaxAge, when positive, adds Strict-Transport-Security to HTTPS
+	// responses.
+	HSTSMaxAge time.Duration `whisk:"hsts_max_age"`
+	// ProxyProtocol accepts a PROXY protocol (v1 or v2) header on bind and
+	// tls_bind connections from forwarded_allow_ips peers.
+	ProxyProtocol bool `whisk:"proxy_protocol"`
+	// MaxRequestLine bounds the request line (414 beyond).
+	MaxRequestLine Size `whisk:"max_request_line"`
+	// MaxHeaderSize bounds the request head (431 beyond).
+	MaxHeaderSize Size `whisk:"max_header_size"`
+	// MinBodyRate is the slowest a client may send a request body, in
+	// bytes per second, averaged after a 10 s grace (408 below); 0 off.
+	MinBodyRate Size `whisk:"min_body_rate"`
+	// WriteTimeout bounds each write of a response to a client that stops
+	// reading; 0 off.
+	WriteTimeout time.Duration `whisk:"write_timeout"`
+	// MaxConnections bounds the client connections open at once; 0 means
+	// no limit.
+	MaxConnections int `whisk:"max_connections"`
+	// SocketMode and SocketOwner set the permissions ("0660") and owner
+	// ("user:group") of unix socket listeners.
+	SocketMode  string `whisk:"socket_mode"`
+	SocketOwner string `whisk:"socket_owner"`
 	// Static lists static mounts "PREFIX=DIR" added to every site.
 	Static []string `whisk:"static"`
 	// ForwardedAllowIPs are the proxies (IPs or CIDRs, "*" for any) whose
@@ -133,6 +168,12 @@ type Group struct {
 	// Compress compresses the app's responses (gzip, br, zstd) on the
 	// group's mounts; a mount may say otherwise.
 	Compress bool `whisk:"compress"`
+	// XSendfile lists the directories the app may name files of in an
+	// X-Sendfile response header.
+	XSendfile []string `whisk:"x_sendfile"`
+	// XAccelRedirect maps X-Accel-Redirect URI prefixes to directories:
+	// "PREFIX=DIR".
+	XAccelRedirect []string `whisk:"x_accel_redirect"`
 }
 
 // Site is a virtual host: the hosts it answers and its mounts.
@@ -145,6 +186,10 @@ type Site struct {
 	Default bool
 	// Mounts map URL prefixes to groups.
 	Mounts []Mount
+	// TLSCert and TLSKey are the site's certificate chain and key (PEM
+	// files), sent to clients that ask for one of its hosts (SNI).
+	TLSCert string
+	TLSKey  string
 }
 
 // Mount serves a URL prefix of a site with a group's app, or with the
@@ -160,6 +205,9 @@ type Mount struct {
 	// Compress compresses the app's responses on this mount; default: the
 	// group's compress setting.
 	Compress bool
+	// MaxBodySize is the largest request body this mount accepts; default:
+	// the server's max_body_size.
+	MaxBodySize Size
 }
 
 // MainGroup is the name of the group that a top-level app setting (or the
@@ -181,6 +229,9 @@ func DefaultServer() Server {
 		MaxBodySize:       10 << 20,
 		BodyBufferSize:    1 << 20,
 		AccessLogFormat:   "combined",
+		MaxRequestLine:    8 << 10,
+		MaxHeaderSize:     64 << 10,
+		WriteTimeout:      60 * time.Second,
 		LogLevel:          "info",
 		LogFormat:         "text",
 		ForwardedAllowIPs: []string{"127.0.0.1", "::1"},

@@ -331,7 +331,7 @@ func (l *loader) set(target reflect.Value, name, text string, whole bool, o orig
 // directory in the file and to the working directory on the command line.
 var pathSettings = map[string]bool{
 	"python": true, "python_path": true, "chdir": true, "app": true,
-	"access_log": true, "pid_file": true, "static": true, "bind": true, "admin_bind": true, "health_bind": true,
+	"access_log": true, "pid_file": true, "static": true, "tls_cert": true, "tls_key": true, "tls_bind": true, "x_sendfile": true, "x_accel_redirect": true, "bind": true, "admin_bind": true, "health_bind": true,
 }
 
 func (l *loader) resolvePaths(name string, f reflect.Value, base string) {
@@ -357,12 +357,12 @@ func resolvePath(name, v, base string) string {
 		return filepath.Join(base, p)
 	}
 	switch name {
-	case "static": // PREFIX=DIR
+	case "static", "x_accel_redirect": // PREFIX=DIR
 		if prefix, dir, ok := strings.Cut(v, "="); ok {
 			return prefix + "=" + abs(dir)
 		}
 		return v // validation reports it
-	case "bind", "admin_bind", "health_bind":
+	case "bind", "admin_bind", "health_bind", "tls_bind":
 		if p, ok := strings.CutPrefix(v, "unix:"); ok {
 			return "unix:" + abs(p)
 		}
@@ -550,8 +550,17 @@ func (l *loader) sites(raw any, groups []Group) []Site {
 				err = setValue(reflect.ValueOf(&site.Default).Elem(), t[k])
 			case "mounts":
 				site.Mounts = l.mounts(key+".mounts", t[k])
+			case "tls_cert", "tls_key":
+				dst := &site.TLSCert
+				if k == "tls_key" {
+					dst = &site.TLSKey
+				}
+				err = setValue(reflect.ValueOf(dst).Elem(), t[k])
+				if err == nil && *dst != "" && !filepath.IsAbs(*dst) {
+					*dst = filepath.Join(l.baseDir(), *dst)
+				}
 			default:
-				err = fmt.Errorf("unknown site setting%s", suggest(k, []string{"hosts", "default", "mounts"}, " (a site has hosts, default and mounts)"))
+				err = fmt.Errorf("unknown site setting%s", suggest(k, []string{"hosts", "default", "mounts", "tls_cert", "tls_key"}, " (a site has hosts, default, mounts, tls_cert and tls_key)"))
 			}
 			if err != nil {
 				l.errorf(o, "%v", err)
@@ -595,6 +604,14 @@ func (l *loader) mounts(key string, raw any) []Mount {
 				dst = &m.Group
 			case "static":
 				dst = &m.Static
+			case "max_body_size":
+				n, err := toSize(t[k])
+				if err != nil {
+					l.errorf(o, "%v", err)
+				}
+				m.MaxBodySize = Size(n)
+				l.origins[ek+"."+k] = o
+				continue
 			case "compress":
 				b, ok := t[k].(bool)
 				if !ok {
@@ -604,7 +621,7 @@ func (l *loader) mounts(key string, raw any) []Mount {
 				l.origins[ek+"."+k] = o
 				continue
 			default:
-				l.errorf(o, "unknown mount setting%s", suggest(k, []string{"path", "group", "static", "compress"}, " (a mount has path, and group or static, and compress)"))
+				l.errorf(o, "unknown mount setting%s", suggest(k, []string{"path", "group", "static", "compress", "max_body_size"}, " (a mount has path, group or static, compress and max_body_size)"))
 				continue
 			}
 			s, ok := t[k].(string)

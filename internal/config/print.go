@@ -39,13 +39,15 @@ func (c *Config) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "\n[sites.%s]\n", quoteKey(s.Name))
 		fmt.Fprintf(&b, "hosts = %s\n", encode(reflect.ValueOf(s.Hosts)))
 		fmt.Fprintf(&b, "default = %v\n", s.Default)
+		fmt.Fprintf(&b, "tls_cert = %s\n", quote(s.TLSCert))
+		fmt.Fprintf(&b, "tls_key = %s\n", quote(s.TLSKey))
 		b.WriteString("mounts = [\n")
 		for _, m := range s.Mounts {
 			if m.Static != "" {
 				fmt.Fprintf(&b, "  { path = %s, static = %s, compress = %v },\n", quote(m.Path), quote(m.Static), m.Compress)
 				continue
 			}
-			fmt.Fprintf(&b, "  { path = %s, group = %s, compress = %v },\n", quote(m.Path), quote(m.Group), m.Compress)
+			fmt.Fprintf(&b, "  { path = %s, group = %s, compress = %v, max_body_size = %s },\n", quote(m.Path), quote(m.Group), m.Compress, FormatSize(int64(m.MaxBodySize)))
 		}
 		b.WriteString("]\n")
 	}

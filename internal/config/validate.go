@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 
 	"github.com/whiskserver/whisk/internal/accesslog"
@@ -76,6 +78,39 @@ func (l *loader) validateServer(s *Server) {
 		if v != "" {
 			l.checkBind(name, v)
 		}
+	}
+	for _, b := range s.TLSBind {
+		l.checkBind("tls_bind", b)
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		l.errorf(l.where("tls_cert"), "tls_cert and tls_key go together: set both (the certificate chain and its private key, PEM files)")
+	} else if s.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey); err != nil {
+			l.errorf(l.where("tls_cert"), "%s with %s: %v", s.TLSCert, s.TLSKey, err)
+		}
+	}
+	if s.SocketMode != "" {
+		if m, err := strconv.ParseUint(s.SocketMode, 8, 32); err != nil || m > 0o777 {
+			l.errorf(l.where("socket_mode"), "%q: want octal permissions like 0660", s.SocketMode)
+		}
+	}
+	if s.SocketOwner != "" {
+		u, g, _ := strings.Cut(s.SocketOwner, ":")
+		if _, err := user.Lookup(u); u != "" && err != nil {
+			l.errorf(l.where("socket_owner"), "%q: no user %q", s.SocketOwner, u)
+		}
+		if _, err := user.LookupGroup(g); g != "" && err != nil {
+			l.errorf(l.where("socket_owner"), "%q: no group %q", s.SocketOwner, g)
+		}
+	}
+	if s.MaxRequestLine < 256 {
+		l.errorf(l.where("max_request_line"), "%d: too small for a request line; want at least 256 bytes (like \"8K\")", s.MaxRequestLine)
+	}
+	if s.MaxHeaderSize < 1024 {
+		l.errorf(l.where("max_header_size"), "%d: too small for a request head; want at least 1K (like \"64K\")", s.MaxHeaderSize)
+	}
+	if s.MaxConnections < 0 {
+		l.errorf(l.where("max_connections"), "must not be negative (0: no limit)")
 	}
 	for _, v := range s.ForwardedAllowIPs {
 		if _, err := parsePrefix(v); err != nil {
@@ -160,6 +195,19 @@ func (l *loader) validateGroup(g *Group) {
 	if g.PostFork != "" {
 		if mod, fn, ok := strings.Cut(g.PostFork, ":"); !ok || mod == "" || fn == "" {
 			l.errorf(at("post_fork"), "%q: want module:function", g.PostFork)
+		}
+	}
+	for _, d := range g.XSendfile {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			l.errorf(at("x_sendfile"), "%q is not a directory", d)
+		}
+	}
+	for _, e := range g.XAccelRedirect {
+		prefix, dir, ok := strings.Cut(e, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
+			l.errorf(at("x_accel_redirect"), "%q: want PREFIX=DIR, like /protected/=/srv/private", e)
+		} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			l.errorf(at("x_accel_redirect"), "%q: %q is not a directory", e, dir)
 		}
 	}
 	l.validateUser(g)
@@ -250,6 +298,9 @@ func (l *loader) validateSites(c *Config) {
 				l.errorf(l.where(mk+".group"), "no group %q: define [groups.%s] or fix the name", m.Group, m.Group)
 			}
 			groups[m.Group] = true
+			if m.MaxBodySize == 0 {
+				m.MaxBodySize = c.Server.MaxBodySize // the server's, unless the mount says
+			}
 			if _, set := l.origins[mk+".compress"]; !set {
 				for _, g := range c.Groups {
 					if g.Name == m.Group {
@@ -258,6 +309,23 @@ func (l *loader) validateSites(c *Config) {
 				}
 			}
 		}
+	}
+	certs := c.Server.TLSCert != ""
+	for _, st := range c.Sites {
+		key := "sites." + st.Name
+		if (st.TLSCert == "") != (st.TLSKey == "") {
+			l.errorf(l.fileOrigin(key, ""), "site %q: tls_cert and tls_key go together: set both", st.Name)
+			continue
+		}
+		if st.TLSCert != "" {
+			certs = true
+			if _, err := tls.LoadX509KeyPair(st.TLSCert, st.TLSKey); err != nil {
+				l.errorf(l.where(key+".tls_cert"), "%s with %s: %v", st.TLSCert, st.TLSKey, err)
+			}
+		}
+	}
+	if len(c.Server.TLSBind) > 0 && !certs {
+		l.errorf(l.where("tls_bind"), "HTTPS listeners need a certificate: set tls_cert and tls_key (or a site's)")
 	}
 	for _, g := range c.Groups {
 		if c.Sites != nil && !groups[g.Name] {

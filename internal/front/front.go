@@ -44,25 +44,43 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head (431 beyond).
 	MaxHeaderBytes int
+	// Limits are the request line, write, connection and unix socket
+	// limits (limits.go).
+	Limits Limits
 	// Log is the server log.
 	Log *slog.Logger
+	// TLSBinds are the HTTPS addresses (tls.go), served with Certs.
+	TLSBinds []string
+	// Certs are the HTTPS listeners' certificates; needed with TLSBinds.
+	Certs *Certs
+	// H2C serves HTTP/2 with prior knowledge on the plain listeners.
+	H2C bool
+	// Proxy, when not nil, reads a PROXY protocol header on the
+	// connections of every app listener, plain and TLS (proxyproto.go).
+	Proxy *ProxyOptions
 }
 
 // Server is the HTTP front.
 type Server struct {
-	cfg       Config
-	srv       *http.Server
-	listeners []net.Listener
+	cfg          Config
+	srv          *http.Server
+	listeners    []net.Listener
+	tlsListeners []net.Listener // raw; Serve puts TLS on them (tls.go)
 }
 
 // New opens every listener. On error, those already opened are closed.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg}
+	// HTTPS first: its binds take their inherited sockets before the rest go to bind.
+	if err := s.openTLS(); err != nil {
+		return nil, err
+	}
 	if cfg.ServeInherited && cfg.Inherited.Len() > 0 {
 		for _, sock := range cfg.Inherited.takeAll(cfg.Reserved) {
 			s.listeners = append(s.listeners, sock.l)
 		}
-		if len(s.listeners) == 0 {
+		if len(s.listeners) == 0 && len(s.tlsListeners) == 0 {
+			s.closeListeners()
 			return nil, errors.New("socket activation: every socket systemd passed belongs to admin_bind or health_bind; add one for the app, or set bind")
 		}
 	} else {
@@ -75,17 +93,23 @@ func New(cfg Config) (*Server, error) {
 			s.listeners = append(s.listeners, l)
 		}
 	}
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		if sock, ok := cfg.Inherited.find(l); ok {
 			cfg.Log.Info("listening on a socket systemd passed", "fd", sock.fd, "name", sock.name, "address", addrString(l.Addr()))
+		} else if err := applySocketPerms(l, cfg.Limits); err != nil {
+			s.closeListeners()
+			return nil, err
 		}
 	}
+	s.wrapProxy() // under TLS: the PROXY header comes first
 	s.srv = &http.Server{
-		Handler:           cfg.Handler,
+		Handler:           framing.Handler(cfg.Handler), // answers 414 and 431 (framing.Options.StatusResponses)
+		ConnContext:       framing.ConnContext,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+		Protocols:         protocols(cfg.H2C),
 	}
 	return s, nil
 }
@@ -144,9 +168,9 @@ func removeStaleSocket(path string) {
 
 // Addrs returns the listeners' addresses.
 func (s *Server) Addrs() []net.Addr {
-	out := make([]net.Addr, len(s.listeners))
-	for i, l := range s.listeners {
-		out[i] = l.Addr()
+	var out []net.Addr
+	for _, l := range s.allListeners() {
+		out = append(out, l.Addr())
 	}
 	return out
 }
@@ -154,20 +178,28 @@ func (s *Server) Addrs() []net.Addr {
 // Serve serves every listener until Shutdown, then returns nil; any other
 // serving error is returned.
 func (s *Server) Serve() error {
-	errc := make(chan error, len(s.listeners))
+	errc := make(chan error, len(s.listeners)+len(s.tlsListeners))
 	opts := framing.Options{
-		MaxHeadBytes: s.cfg.MaxHeaderBytes + 4096,
+		MaxHeadBytes:    s.cfg.MaxHeaderBytes, // the guard answers 431 before net/http would
+		MaxRequestLine:  s.cfg.Limits.MaxRequestLine,
+		StatusResponses: true,
 		OnReject: func(remote net.Addr, reason string) {
-			s.cfg.Log.Debug("rejected a request with ambiguous framing", "remote", remote.String(), "reason", reason)
+			s.cfg.Log.Debug("rejected a request head", "remote", remote.String(), "reason", reason)
 		},
 	}
+	lm := newLimiter(s.cfg.Limits) // max_connections and write_timeout, shared by all listeners
 	for _, l := range s.listeners {
 		go func() {
-			errc <- s.srv.Serve(framing.NewListener(l, opts))
+			errc <- s.srv.Serve(s.guardPlain(lm.wrap(l), opts))
+		}()
+	}
+	for _, l := range s.tlsListeners {
+		go func() {
+			errc <- s.srv.Serve(s.guardTLS(lm.wrap(l), opts))
 		}()
 	}
 	var first error
-	for range s.listeners {
+	for range len(s.listeners) + len(s.tlsListeners) {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
 			first = err
 		}
@@ -186,7 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		l.Close()
 	}
 }

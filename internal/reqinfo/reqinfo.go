@@ -11,10 +11,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/forwarded"
 )
 
 // Info is what is known of one request.
@@ -23,6 +24,14 @@ type Info struct {
 	Start time.Time
 	// ID is the request id: the trusted X-Request-ID, or a generated one.
 	ID string
+	// Peer is the address the request came from (the connection's peer,
+	// or the client a PROXY protocol header named): a trusted proxy's
+	// when forwarded headers rewrote the request's RemoteAddr to the
+	// client's.
+	Peer string
+	// Scheme is the scheme the client used, "http" or "https": the
+	// connection's, or what a trusted proxy's forwarded headers say.
+	Scheme string
 	// Status is the response status (200 when the handler wrote none).
 	Status int
 	// Bytes is the response body size sent.
@@ -54,8 +63,10 @@ func From(ctx context.Context) *Info {
 type Config struct {
 	// Header is the request id header; default "X-Request-ID".
 	Header string
-	// Trusted are the peers whose request id header is taken as is;
-	// from others it is replaced by a generated id.
+	// Trusted are the proxies (forwarded_allow_ips) whose request id
+	// header is taken as is and whose forwarded headers name the client
+	// (internal/forwarded); from other peers the id is replaced by a
+	// generated one and the forwarded headers are removed.
 	Trusted []netip.Prefix
 	// Done are called after each response, in order, with the request
 	// and its completed Info: the access log, metrics.
@@ -64,16 +75,25 @@ type Config struct {
 
 // Handler wraps next: it gives each request an Info with its id (set on
 // the request, so the app sees it as HTTP_X_REQUEST_ID, and on the
-// response), records status and size, and calls cfg.Done at the end.
+// response), applies forwarded headers (forwarded.Request: a trusted
+// proxy's name the client, so routing, the app, the access log and
+// metrics all see the client's address, scheme and host; an untrusted
+// peer's are removed), records status and size, and calls cfg.Done at
+// the end.
 func Handler(cfg Config, next http.Handler) http.Handler {
 	if cfg.Header == "" {
 		cfg.Header = "X-Request-ID"
 	}
 	cfg.Header = http.CanonicalHeaderKey(cfg.Header)
+	trust := forwarded.NewTrust(cfg.Trusted)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := &Info{Start: time.Now()}
+		info := &Info{Start: time.Now(), Peer: r.RemoteAddr}
+		// A shallow copy: RemoteAddr and Host are rewritten on it only.
+		r = r.WithContext(context.WithValue(r.Context(), key{}, info))
+		trusted := trust.Remote(r.RemoteAddr)
+		info.Scheme = forwarded.Request(r, trust, trusted)
 		info.ID = r.Header.Get(cfg.Header)
-		if info.ID == "" || len(info.ID) > 200 || !trusted(cfg.Trusted, r.RemoteAddr) {
+		if info.ID == "" || len(info.ID) > 200 || !trusted {
 			info.ID = newID()
 			r.Header.Set(cfg.Header, info.ID)
 		}
@@ -88,32 +108,8 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 				done(r, info)
 			}
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), key{}, info)))
+		next.ServeHTTP(rec, r)
 	})
-}
-
-// trusted reports whether the peer at remote (host:port, or a unix socket
-// path) is one of the trusted prefixes. A unix socket peer is local and
-// trusted when any loopback address is.
-func trusted(prefixes []netip.Prefix, remote string) bool {
-	if len(prefixes) == 0 {
-		return false
-	}
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = "127.0.0.1" // a unix socket: a local peer
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range prefixes {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // newID returns 16 random bytes in hex.

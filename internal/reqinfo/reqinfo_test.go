@@ -25,7 +25,7 @@ func TestRequestID(t *testing.T) {
 		{"untrusted peer", "203.0.113.9:5000", "forged", false},
 		{"no id", "10.1.2.3:5000", "", false},
 		{"overlong id", "10.1.2.3:5000", strings.Repeat("x", 201), false},
-		{"unix socket peer, loopback not trusted", "@", "abc", false},
+		{"unix socket peer, ::1 trusted: local, trusted", "@", "abc", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,5 +102,39 @@ func BenchmarkHandler(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// TestForwarded: a trusted proxy's X-Forwarded-For and -Proto reach the
+// app, Info and Done (the access log) alike; the request id is still
+// trusted by the proxy's address, not the client's.
+func TestForwarded(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	var app, logged *http.Request
+	var done *Info
+	h := Handler(Config{Trusted: trusted, Done: []func(*http.Request, *Info){func(r *http.Request, i *Info) { logged, done = r, i }}},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { app = r }))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.0.0.1:5000"
+	r.Header.Set("X-Forwarded-For", "192.0.2.1")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	r.Header.Set("X-Request-ID", "from-proxy")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if app.RemoteAddr != "192.0.2.1:" || logged.RemoteAddr != "192.0.2.1:" {
+		t.Errorf("app saw %q, Done %q, want the client", app.RemoteAddr, logged.RemoteAddr)
+	}
+	if done.Peer != "10.0.0.1:5000" || done.Scheme != "https" || done.ID != "from-proxy" {
+		t.Errorf("Info: peer %q scheme %q id %q", done.Peer, done.Scheme, done.ID)
+	}
+	if r.RemoteAddr != "10.0.0.1:5000" {
+		t.Errorf("the server's request was changed: %q", r.RemoteAddr)
+	}
+
+	r = httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "192.0.2.9:5000"
+	r.Header.Set("X-Forwarded-Proto", "https")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if done.Scheme != "http" || app.Header.Get("X-Forwarded-Proto") != "" || app.RemoteAddr != "192.0.2.9:5000" {
+		t.Errorf("untrusted: scheme %q, header %q, remote %q", done.Scheme, app.Header.Get("X-Forwarded-Proto"), app.RemoteAddr)
 	}
 }

@@ -23,9 +23,11 @@ import (
 	"github.com/whiskserver/whisk/internal/app"
 	"github.com/whiskserver/whisk/internal/compress"
 	"github.com/whiskserver/whisk/internal/config"
+	"github.com/whiskserver/whisk/internal/forwarded"
 	"github.com/whiskserver/whisk/internal/front"
 	"github.com/whiskserver/whisk/internal/group"
 	"github.com/whiskserver/whisk/internal/metrics"
+	"github.com/whiskserver/whisk/internal/offload"
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/route"
@@ -66,6 +68,7 @@ type Server struct {
 	deps   Deps
 	front  *front.Server
 	routes *route.Switch
+	certs  *front.Certs // the HTTPS certificates (tls.go); nil without tls_bind
 
 	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 
@@ -88,12 +91,16 @@ type generation struct {
 	groups  []*group.Group
 	carried map[*group.Group]bool // running already: taken over from the previous generation
 	static  []*static.Handler     // static mounts: their directories are held open
+	offload []*offload.Handler    // X-Sendfile / X-Accel-Redirect directories, held open
 	table   *route.Table
 }
 
 // closeStatic releases the directories of the static mounts.
 func (g *generation) closeStatic() {
 	for _, h := range g.static {
+		h.Close()
+	}
+	for _, h := range g.offload {
 		h.Close()
 	}
 }
@@ -130,8 +137,18 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		done = append(done, accesslog.New(deps.AccessLog, format).Log)
 	}
 	done = append(done, s.obs.Observe)
+	if set, err := s.loadCerts(cfg); err != nil {
+		return nil, err
+	} else if set != nil {
+		s.certs = front.NewCerts(set)
+	}
 	// The admin listeners open first: they serve /healthz while the groups start.
 	if err := s.openAdmin(cfg); err != nil {
+		return nil, err
+	}
+	limits, err := frontLimits(cfg.Server)
+	if err != nil {
+		s.closeAdmin()
 		return nil, err
 	}
 	s.front, err = front.New(front.Config{
@@ -140,14 +157,19 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 			Header:  cfg.Server.RequestIDHeader,
 			Trusted: cfg.Server.TrustedProxies(),
 			Done:    done,
-		}, s.routes),
+		}, front.HTTPS(s.routes, httpsOptions(cfg))),
+		TLSBinds:          cfg.Server.TLSBind,
+		Certs:             s.certs,
+		H2C:               cfg.Server.H2C,
 		ReadHeaderTimeout: cfg.Server.HeaderTimeout,
 		IdleTimeout:       cfg.Server.KeepAlive,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderSize),
+		Limits:            limits,
 		Log:               deps.Log,
 		Inherited:         deps.Inherited,
 		ServeInherited:    !deps.BindGiven,
 		Reserved:          []string{cfg.Server.AdminBind, cfg.Server.HealthBind},
+		Proxy:             proxyOptions(cfg),
 	})
 	if err != nil {
 		s.closeAdmin()
@@ -161,6 +183,16 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// proxyOptions returns the PROXY protocol settings of the app listeners:
+// nil unless proxy_protocol is set; the peers that must send a header are
+// forwarded_allow_ips.
+func proxyOptions(cfg *config.Config) *front.ProxyOptions {
+	if !cfg.Server.ProxyProtocol {
+		return nil
+	}
+	return &front.ProxyOptions{Trust: forwarded.NewTrust(cfg.Server.TrustedProxies())}
 }
 
 // notStarted answers the requests that come before Start has made a
@@ -210,7 +242,15 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return errors.New("reload before start")
 	}
 	s.warnRestartOnly(cfg)
-	return s.replaceLocked(ctx, cfg, nil)
+	certs, err := s.loadCerts(cfg)
+	if err != nil {
+		return fmt.Errorf("%w (the old certificates and generation keep serving)", err)
+	}
+	if err := s.replaceLocked(ctx, cfg, nil); err != nil {
+		return err
+	}
+	s.swapCerts(certs)
+	return nil
 }
 
 // Restart starts new workers for the named groups of the current config
@@ -290,6 +330,13 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 	changed("admin_bind", was.AdminBind != now.AdminBind)
 	changed("health_bind", was.HealthBind != now.HealthBind)
 	changed("shutdown_delay", was.ShutdownDelay != now.ShutdownDelay)
+	changed("forwarded_allow_ips", !slices.Equal(was.ForwardedAllowIPs, now.ForwardedAllowIPs))
+	changed("proxy_protocol", was.ProxyProtocol != now.ProxyProtocol)
+	warnLimits(was, now, changed)
+	changed("tls_bind", !slices.Equal(was.TLSBind, now.TLSBind))
+	changed("h2c", was.H2C != now.H2C)
+	changed("redirect_https", was.RedirectHTTPS != now.RedirectHTTPS)
+	changed("hsts_max_age", was.HSTSMaxAge != now.HSTSMaxAge)
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
@@ -380,17 +427,33 @@ func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*gener
 				ScriptName:       scriptName,
 				Timeout:          gc.QueueTimeout,
 				RequestTimeout:   gc.RequestTimeout,
-				MaxBodySize:      int64(cfg.Server.MaxBodySize),
+				MaxBodySize:      int64(m.MaxBodySize),
 				BodyMemory:       int64(cfg.Server.BodyBufferSize),
 				BodyMemoryTotal:  64 * int64(cfg.Server.BodyBufferSize),
 				SharedBodyMemory: &s.bodies,
+				MinBodyRate:      int64(cfg.Server.MinBodyRate),
+				BodyTimeout:      bodyStallTimeout,
 				TempDir:          s.deps.TempDir,
 				Window:           responseWindow,
 				Log:              s.deps.Log.With("group", m.Group),
 			}
 			var handler http.Handler = h
+			if len(gc.XSendfile)+len(gc.XAccelRedirect) > 0 {
+				var locations []offload.Location
+				for _, e := range gc.XAccelRedirect {
+					prefix, dir, _ := strings.Cut(e, "=")
+					locations = append(locations, offload.Location{Prefix: prefix, Dir: dir})
+				}
+				off, err := offload.New(h, gc.XSendfile, locations, s.deps.Log.With("group", m.Group))
+				if err != nil {
+					gen.closeStatic()
+					return nil, fmt.Errorf("group %s: %w", m.Group, err)
+				}
+				gen.offload = append(gen.offload, off)
+				handler = off
+			}
 			if m.Compress {
-				handler = compress.New(h)
+				handler = compress.New(handler)
 			}
 			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: handler})
 		}
