@@ -168,6 +168,10 @@ type Group struct {
 	// Compress compresses the app's responses (gzip, br, zstd) on the
 	// group's mounts; a mount may say otherwise.
 	Compress bool `whisk:"compress"`
+	// DjangoStatic mounts a Django app's STATIC_URL on STATIC_ROOT and
+	// MEDIA_URL on MEDIA_ROOT as static files, on the sites that mount the
+	// group, from what its workers report of the settings.
+	DjangoStatic bool `whisk:"django_static"`
 	// XSendfile lists the directories the app may name files of in an
 	// X-Sendfile response header.
 	XSendfile []string `whisk:"x_sendfile"`

@@ -110,6 +110,7 @@ var Settings = []Setting{
 	{Name: "preload", Scope: GroupScope, Help: "import the app once in a parent process and fork the workers from it (memory shared copy-on-write)"},
 	{Name: "post_fork", Scope: GroupScope, Arg: "FUNC", Help: "module:function each worker calls before it serves: after the fork with preload (reopen connections there), else after importing the app"},
 	{Name: "compress", Scope: GroupScope, Help: "compress the app's responses with gzip, br or zstd as the client accepts (not images, archives, ranges or bodies under 1 KiB); a mount's compress overrides it"},
+	{Name: "django_static", Scope: GroupScope, Help: "for a Django app: serve STATIC_URL from STATIC_ROOT and MEDIA_URL from MEDIA_ROOT as static files on the sites that mount the group, as the workers' settings say (local URLs only; a mount the config names at the same path wins)"},
 	{Name: "x_sendfile", Scope: GroupScope, Arg: "DIR", Help: "directories whose files the app may hand over with an X-Sendfile header (whisk sends the file; the worker is free); empty: off"},
 	{Name: "x_accel_redirect", Scope: GroupScope, Arg: "PREFIX=DIR", Help: "X-Accel-Redirect locations, like /protected/=/srv/private: the app answers X-Accel-Redirect: /protected/f and whisk sends the file; empty: off"},
 	{Name: "cpu_affinity", Scope: GroupScope, Arg: "MODE", Help: "pin each worker process to one CPU: auto (when processes >= CPUs), on or off"},

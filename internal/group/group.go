@@ -293,6 +293,8 @@ type Group struct {
 
 	restarts map[string]int // by reason (the Restart* constants)
 
+	django *proc.Django // the first ready worker's report of Django's settings
+
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
 
@@ -321,6 +323,21 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 
 // Name is the group's name.
 func (g *Group) Name() string { return g.cfg.Name }
+
+// Django returns what the group's first ready worker reported of a Django
+// app's settings (where its static and media files are), or nil when it
+// reported none (not a Django app, or no worker ready yet). The report is
+// kept while the group's processes stop and start again (IdleTimeout,
+// recycling): they run the same code.
+func (g *Group) Django() *proc.Django {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.django == nil {
+		return nil
+	}
+	d := *g.django
+	return &d
+}
 
 // QueueTimeout is the configured Config.QueueTimeout: how long Acquire
 // lets a request wait for a slot (0: only the caller's context bounds it).
@@ -451,6 +468,10 @@ func (g *Group) add(p *proc.Process, old *worker, cpu int) {
 		return
 	}
 	g.workers = append(g.workers, w)
+	if g.django == nil && p.Hello.Django != nil {
+		d := *p.Hello.Django
+		g.django = &d
+	}
 	for len(w.idle) > 0 && len(g.waiters) > 0 {
 		g.handOff(g.takeIdle(w))
 	}

@@ -917,3 +917,24 @@ func TestPinCPUs(t *testing.T) {
 		t.Errorf("the survivor moved: %v -> %v", before, after)
 	}
 }
+
+func TestDjango(t *testing.T) {
+	t.Parallel()
+	if d := startGroup(t, "ok", Config{}).g.Django(); d != nil {
+		t.Errorf("Django() = %+v for an app that reported none, want nil", d)
+	}
+	f := newGroup(t, "django", Config{Processes: 2})
+	if d := f.g.Django(); d != nil {
+		t.Errorf("Django() = %+v before Start, want nil", d)
+	}
+	f.start(t)
+	want := proc.Django{StaticURL: "static/", StaticRoot: "/srv/static"}
+	d := f.g.Django()
+	if d == nil || *d != want {
+		t.Fatalf("Django() = %+v, want %+v", d, want)
+	}
+	d.StaticRoot = "/elsewhere" // a copy: the group's report stays
+	if d := f.g.Django(); d == nil || *d != want {
+		t.Errorf("Django() after changing a copy = %+v, want %+v", d, want)
+	}
+}

@@ -113,6 +113,26 @@ type Hello struct {
 	Python  string `json:"python"`
 	Runtime string `json:"runtime"`
 	Wire    int    `json:"wire"`
+	// Django is where a Django app keeps its static and media files; nil
+	// when the app has not configured Django's settings.
+	Django *Django `json:"django,omitempty"`
+}
+
+// Django is what a worker reports of a Django app's settings (HELLO's
+// "django" field, docs/protocol.md). A setting that is unset or empty is
+// "".
+type Django struct {
+	// StaticURL is STATIC_URL as written: relative ("static/", which
+	// Django prefixes with SCRIPT_NAME), a path ("/static/") or a URL
+	// ("https://cdn.example.com/static/").
+	StaticURL string `json:"static_url"`
+	// StaticRoot is STATIC_ROOT, absolute (made so against the worker's
+	// working directory).
+	StaticRoot string `json:"static_root"`
+	// MediaURL is MEDIA_URL as written, like StaticURL.
+	MediaURL string `json:"media_url"`
+	// MediaRoot is MEDIA_ROOT, absolute.
+	MediaRoot string `json:"media_root"`
 }
 
 // Process is one running worker.

@@ -62,6 +62,16 @@ func start(t *testing.T, spec Spec) *Process {
 	return p
 }
 
+func TestHelloDjango(t *testing.T) {
+	t.Parallel()
+	spec, _ := fakeSpec(t, "django")
+	p := start(t, spec)
+	want := Django{StaticURL: "static/", StaticRoot: "/srv/static"} // nulls are ""
+	if p.Hello.Django == nil || *p.Hello.Django != want {
+		t.Errorf("Hello.Django = %+v, want %+v", p.Hello.Django, want)
+	}
+}
+
 func TestStart(t *testing.T) {
 	t.Parallel()
 	spec, logs := fakeSpec(t, "ok")

@@ -92,7 +92,9 @@ type generation struct {
 	carried map[*group.Group]bool // running already: taken over from the previous generation
 	static  []*static.Handler     // static mounts: their directories are held open
 	offload []*offload.Handler    // X-Sendfile / X-Accel-Redirect directories, held open
-	table   *route.Table
+	sites   []route.Site          // the config's mounts, built before the groups start
+	django  []djangoApp           // app mounts of django_static groups (django.go)
+	table   *route.Table          // sites and the Django mounts, once the groups are ready
 }
 
 // closeStatic releases the directories of the static mounts.
@@ -220,7 +222,7 @@ func (s *Server) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := g.start(ctx, s.deps.Log); err != nil {
+	if err := s.launch(ctx, g); err != nil {
 		return err
 	}
 	s.current = g
@@ -298,7 +300,7 @@ func (s *Server) replaceLocked(ctx context.Context, cfg *config.Config, keep map
 	if err != nil {
 		return err
 	}
-	if err := next.start(ctx, s.deps.Log); err != nil {
+	if err := s.launch(ctx, next); err != nil {
 		return err
 	}
 	old := s.current
@@ -380,7 +382,8 @@ func (s *Server) Groups() []*group.Group {
 	return slices.Clone(g.groups)
 }
 
-// build makes a generation's groups and routes without starting them.
+// build makes a generation's groups and the mounts of its config without
+// starting the groups. The route table comes once they are ready (launch).
 func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*generation, error) {
 	s.serial++
 	gen := &generation{serial: s.serial, cfg: cfg, digest: configDigest(cfg), carried: map[*group.Group]bool{}}
@@ -456,15 +459,40 @@ func (s *Server) build(cfg *config.Config, keep map[string]*group.Group) (*gener
 				handler = compress.New(handler)
 			}
 			site.Mounts = append(site.Mounts, route.Mount{Prefix: m.Path, Handler: handler})
+			if gc.DjangoStatic {
+				gen.django = append(gen.django, djangoApp{site: len(sites), path: m.Path, group: byName[m.Group], name: m.Group, compress: m.Compress})
+			}
 		}
 		sites = append(sites, site)
 	}
-	table, err := route.New(sites)
-	if err != nil {
+	// The table is built again once the groups are ready; this one finds
+	// a mistake in the sites before any worker starts.
+	if _, err := route.New(sites); err != nil {
+		gen.closeStatic()
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	gen.table = table
+	gen.sites = sites
 	return gen, nil
+}
+
+// launch starts gen's groups and, once every one is ready, builds its route
+// table: the config's mounts and those of django_static groups, which
+// depend on what their workers report. On failure nothing gen started is
+// left running.
+func (s *Server) launch(ctx context.Context, gen *generation) error {
+	if err := gen.start(ctx, s.deps.Log); err != nil {
+		return err
+	}
+	table, err := route.New(s.djangoSites(gen))
+	if err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		gen.stopGroups(stopCtx, func(grp *group.Group) bool { return !gen.carried[grp] })
+		gen.closeStatic()
+		return fmt.Errorf("routes: %w", err)
+	}
+	gen.table = table
+	return nil
 }
 
 func groupConfig(cfg *config.Config, name string) config.Group {
@@ -550,6 +578,7 @@ func (g *generation) start(ctx context.Context, log *slog.Logger) error {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			g.stopGroups(stopCtx, func(grp *group.Group) bool { return !g.carried[grp] })
 			cancel()
+			g.closeStatic()
 			return &GroupError{Group: gc.Name, App: gc.App, Python: gc.Python, Err: err}
 		}
 	}

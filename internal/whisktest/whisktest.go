@@ -214,8 +214,14 @@ func (s *Server) WaitReady(t testing.TB, timeout time.Duration) {
 		if s.Addr != "" {
 			c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 			if err == nil {
+				// A dial to a port nothing listens on yet can connect to
+				// itself (TCP simultaneous open, when the kernel picks
+				// the same ephemeral port): that is not the server.
+				self := c.LocalAddr().String() == c.RemoteAddr().String()
 				c.Close()
-				return
+				if !self {
+					return
+				}
 			}
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -5,6 +5,8 @@ Settings a deployment changes come from the environment:
 
     DJANGO_SECRET_KEY   the secret key (a development default otherwise)
     DJANGO_DEBUG        "1" turns on debug mode (off by default)
+    DJANGO_STATIC_ROOT  where collectstatic puts the static files (default: staticfiles here)
+    DJANGO_MEDIA_ROOT   where uploaded files go (default: media here)
     WHISK_DJANGO_DB     path of the SQLite database (default: db.sqlite3 here)
 
 For the full list of settings and their values, see
@@ -105,7 +107,11 @@ USE_TZ = True
 # https://docs.djangoproject.com/en/5.2/howto/static-files/
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles"
+
+# Uploaded files (none of the demo's views keeps any).
+MEDIA_URL = "media/"
+MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT") or BASE_DIR / "media"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -177,7 +177,8 @@ class Worker:
 
     def __init__(self, app: str, *args: str, window: int = 1 << 20, threads: int = 1, processes: int = 1,
                  pythonpath: Tuple[str, ...] = (APPS,), cwd: Optional[str] = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, env: Optional[Dict[str, str]] = None) -> None:
+        """Start a worker; env holds variables added to this process's environment."""
         self.ctl, child = socket.socketpair()
         self.ctl.settimeout(TIMEOUT)
         cmd = [python, "-u", "-c", BOOT, "--control-fd", str(child.fileno()), "--app", app,
@@ -186,7 +187,8 @@ class Worker:
             cmd += ["--pythonpath", p]
         cmd += list(args)
         self.proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], cwd=cwd or HERE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **env) if env else None)
         child.close()
         self.conn = Conn(self.ctl, fds=True)
         self.stdout: List[str] = []

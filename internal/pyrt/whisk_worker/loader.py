@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import types
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 FORMS = ("APP is MODULE:CALLABLE (e.g. mysite.wsgi:application, callable may be a dotted path "
          "like pkg.mod:obj.app), MODULE (callable 'application'), or the path of a WSGI script "
@@ -138,6 +138,48 @@ def load_script(path: str) -> types.ModuleType:
         del sys.modules[name]
         raise _failed(path, e) from e
     return module
+
+
+# What HELLO reports of a Django project's settings: (key in HELLO, setting, is a directory).
+DJANGO_SETTINGS = (
+    ("static_url", "STATIC_URL", False),
+    ("static_root", "STATIC_ROOT", True),
+    ("media_url", "MEDIA_URL", False),
+    ("media_root", "MEDIA_ROOT", True),
+)
+
+
+def django_settings() -> Optional[Dict[str, Optional[str]]]:
+    """Return the app's Django STATIC_URL, STATIC_ROOT, MEDIA_URL and MEDIA_ROOT for
+    HELLO (its "django" field), or None when the app has not configured Django's settings.
+
+    Django is never imported here: only a django.conf the app imported is read, and only
+    once its settings are configured (reading them otherwise would load them). Each value
+    is a str, or None when the setting is unset or empty. URLs are the settings as written:
+    LazySettings would prefix a relative STATIC_URL with the calling thread's script prefix,
+    and cache that. Directories are made absolute against the working directory, as
+    Django's file storage does.
+    """
+    conf = sys.modules.get("django.conf")
+    settings = getattr(conf, "settings", None) if conf is not None else None
+    if settings is None:
+        return None
+    try:
+        if not settings.configured:
+            return None
+        raw = getattr(settings, "_wrapped", settings)  # Settings or UserSettingsHolder
+        out: Dict[str, Optional[str]] = {}
+        for key, name, directory in DJANGO_SETTINGS:
+            value = getattr(raw, name, None)
+            if isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            if not isinstance(value, str) or not value:
+                out[key] = None
+            else:
+                out[key] = os.path.abspath(value) if directory else value
+        return out
+    except Exception:  # an odd settings object must not keep the worker from serving
+        return None
 
 
 def app_like(module: types.ModuleType) -> List[str]:

@@ -86,8 +86,13 @@ def main(argv: Sequence[str]) -> int:
 
 
 def hello() -> dict:
-    """Return the HELLO payload: this process is ready."""
-    return {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1}
+    """Return the HELLO payload: this process is ready (and, for a Django app, where its
+    static and media files are)."""
+    msg = {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1}
+    django = loader.django_settings()
+    if django is not None:
+        msg["django"] = django
+    return msg
 
 
 def setup_path(chdir: Optional[str], pythonpath: List[str]) -> None:

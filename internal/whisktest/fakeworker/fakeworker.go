@@ -26,6 +26,8 @@
 //	bad-hello          send a HELLO whose payload is not JSON
 //	pong-first         send PONG before HELLO
 //	long-line          print one 1.5 MiB line before HELLO
+//	django             HELLO reports Django settings: STATIC_URL "static/",
+//	                   STATIC_ROOT "/srv/static", no MEDIA_URL nor MEDIA_ROOT
 //	import-delay=DUR   wait DUR before HELLO
 //	crash-on-request   exit 1 on the first REQUEST (PATH_INFO /crash does too)
 //	ignore-stop        ignore STOP
@@ -252,7 +254,11 @@ func Main(args []string) int {
 	if mode.importWait > 0 {
 		time.Sleep(mode.importWait) // the fake app's import time, not a test assertion
 	}
-	hello, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "python": "3.99.0-fake", "runtime": "fake/1", "wire": 1})
+	msg := map[string]any{"pid": os.Getpid(), "python": "3.99.0-fake", "runtime": "fake/1", "wire": 1}
+	if mode.words["django"] {
+		msg["django"] = map[string]any{"static_url": "static/", "static_root": "/srv/static", "media_url": nil, "media_root": nil}
+	}
+	hello, _ := json.Marshal(msg)
 	if err := ctl.Write(wire.AppendFrame(nil, wire.TypeHello, 0, 0, hello)); err != nil {
 		return 0 // the front is gone
 	}
