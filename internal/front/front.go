@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 	s.wrapProxy() // under TLS: the PROXY header comes first
 	s.srv = &http.Server{
 		Handler:           framing.Handler(cfg.Handler), // answers 414 and 431 (framing.Options.StatusResponses)
-		ConnContext:       framing.ConnContext,
+		ConnContext:       connContext,                  // framing.ConnContext plus the static.Corker (cork.go)
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

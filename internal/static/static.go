@@ -404,6 +404,9 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string,
 	if enc != "" {
 		w = &encodingWriter{ResponseWriter: w, enc: enc}
 	}
+	if uncork := cork(r, fi.Size()); uncork != nil {
+		defer uncork()
+	}
 	// ServeContent does conditionals, Range and HEAD, and copies with
 	// io.CopyN from the *os.File: net/http's ReadFrom then reaches the
 	// connection's sendfile through the io.LimitedReader.
