@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """whisk benchmark orchestrator (stdlib only). Normally started by bench/run.sh,
-which installs wrk/Apache/mod_wsgi, the bench virtualenvs and builds whisk
-first; run this directly only when that is already done.
+which installs wrk/Apache/mod_wsgi/nginx, the bench virtualenvs and builds
+whisk first; run this directly only when that is already done.
 
 Usage:
     python3 bench/run.py [--servers a,b] [--scenarios x,y] [--duration S]
-                         [--runs N] [--warmup S] [--no-docs] [--fresh]
+                         [--runs N] [--warmup S] [--no-docs] [--no-store] [--fresh]
 
-For every (scenario, server) pair it starts the server (2 processes x 8
+For every (scenario, server) pair -- WSGI servers for the app scenarios,
+whisk and nginx for the static-file ones -- it starts the server (2 processes x 8
 threads, 127.0.0.1, fresh port), waits until it answers, checks the response
 (body, keep-alive), runs wrk once for warm-up (discarded) and then --runs
 times, stops the server (whole process group + every descendant) and checks
@@ -53,6 +54,7 @@ LATEST = os.path.join(RESULTS_DIR, "latest.json")
 DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 MOD_WSGI_SO = "/usr/lib/apache2/modules/mod_wsgi.so"
 APACHE_MODULES = "/usr/lib/apache2/modules"
+NGINX_BIN = "/usr/sbin/nginx"
 
 PROCESSES = 2
 THREADS = 8
@@ -70,6 +72,11 @@ APPS = {
                    script=os.path.join(BENCH, "djangoapp", "benchsite", "wsgi.py")),
 }
 
+# Static scenarios: a file of `static_size` bytes, generated once per run
+# into the run's temp dir (the same file for every server), served under
+# /static/; `servers` restricts a scenario to the servers that can serve it.
+STATIC_SERVERS = ["whisk", "nginx"]
+
 SCENARIOS = {
     "hello": dict(app="hello", path="/", conns=64, lua=None, rss=True,
                   title="Hello world (13 bytes), keep-alive, c=64"),
@@ -79,8 +86,35 @@ SCENARIOS = {
                     title="1 MiB response body, c=16"),
     "big-post": dict(app="big", path="/", conns=16, lua=os.path.join(BENCH, "post.lua"), rss=False,
                      title="1 MiB POST body (read fully, length returned), c=16"),
+    "static-100k": dict(app="hello", path="/static/100k.bin", static_size=100 * 1024,
+                        conns=64, lua=None, rss=True, servers=STATIC_SERVERS, peers=["nginx"],
+                        title="Static file, 100 KiB, keep-alive, c=64 (whisk vs nginx)"),
+    "static-1m": dict(app="hello", path="/static/1m.bin", static_size=MIB,
+                      conns=64, lua=None, rss=True, servers=STATIC_SERVERS, peers=["nginx"],
+                      title="Static file, 1 MiB, keep-alive, c=64 (whisk vs nginx)"),
 }
-SCENARIO_ORDER = ["hello", "json", "big-get", "big-post"]
+SCENARIO_ORDER = ["hello", "json", "big-get", "big-post", "static-100k", "static-1m"]
+APP_SCENARIOS = [s for s in SCENARIO_ORDER if "static_size" not in SCENARIOS[s]]
+STATIC_SCENARIOS = [s for s in SCENARIO_ORDER if "static_size" in SCENARIOS[s]]
+
+
+def static_content(size):
+    """The bytes of a static test file: deterministic, incompressible-looking."""
+    import random
+    return random.Random(size).randbytes(size)
+
+
+def write_static_files(directory):
+    """Write every static scenario's file into directory (world-readable, for
+    nginx's workers)."""
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    for name in STATIC_SCENARIOS:
+        sc = SCENARIOS[name]
+        fn = os.path.join(directory, os.path.basename(sc["path"]))
+        with open(fn, "wb") as f:
+            f.write(static_content(sc["static_size"]))
+        os.chmod(fn, 0o644)
 
 
 def check_response(scenario, status, headers, body):
@@ -105,19 +139,27 @@ def check_response(scenario, status, headers, body):
     elif scenario == "big-post":
         if body.strip() != str(MIB).encode():
             return "POST answered %r" % body[:40]
+    elif scenario in STATIC_SCENARIOS:
+        size = SCENARIOS[scenario]["static_size"]
+        if len(body) != size or body != static_content(size):
+            return "body of %d bytes differs from the %d-byte file" % (len(body), size)
     return None
 
 
 # ----------------------------------------------------------------- servers
-# Each builder returns (argv, extra) for an app on a port; `tmp` is a private
-# temp dir for sockets/config/logs. The argv is also what docs show.
+# Each builder returns the argv for an app on a port; `tmp` is a private
+# temp dir for sockets/config/logs. The argv is also what docs show. For the
+# static scenarios app["static_dir"] is the directory to serve under /static/.
 def whisk_cmd(app, port, tmp):
     # The peers run as whoever runs the bench (root here); whisk refuses
     # root workers unless told, so say so for parity.
     root = ["--allow-root"] if os.geteuid() == 0 else []
+    # Static scenarios: the Go front serves /static/ itself; the app (hello)
+    # is started as usual but never hit. No access log (whisk's default).
+    static = ["--static", "/static/=%s" % app["static_dir"]] if app.get("static_dir") else []
     return [WHISK_BIN, "serve", "--bind", "127.0.0.1:%d" % port,
             "--processes", str(PROCESSES), "--threads", str(THREADS),
-            "--chdir", app["dir"], "--python", VENV] + root + [app["module"]]
+            "--chdir", app["dir"], "--python", VENV] + root + static + [app["module"]]
 
 
 def gunicorn_sync_cmd(app, port, tmp):
@@ -231,6 +273,57 @@ def apache_cmd(app, port, tmp):
     return ["/usr/sbin/apache2", "-f", conf, "-DFOREGROUND"]
 
 
+NGINX_CONF = """\
+# Generated by bench/run.py for one benchmark run (Debian's nginx, static files only).
+{user}worker_processes {workers};
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    # what nginx users tune for static files: cached open fds and stat()s
+    open_file_cache max=1000 inactive=60s;
+    # unlimited for practical purposes (default 1000), like the other servers
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    server {{
+        listen 127.0.0.1:{port};
+        location /static/ {{
+            alias {static}/;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_cmd(app, port, tmp):
+    if not app.get("static_dir"):
+        raise RuntimeError("nginx serves only the static scenarios")
+    conf = os.path.join(tmp, "nginx.conf")
+    # As root the master needs a user for its workers (the files are world-readable).
+    user = "user www-data;\n" if os.geteuid() == 0 else ""
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(user=user, workers=os.cpu_count() or 1, tmp=tmp, port=port,
+                                  static=app["static_dir"]))
+    os.chmod(tmp, 0o755)
+    # -e: the error log before the config is read (else /var/log/nginx/error.log).
+    return [NGINX_BIN, "-e", os.path.join(tmp, "error.log"), "-p", tmp, "-c", conf]
+
+
 SERVERS = {
     "whisk": whisk_cmd,
     "gunicorn-sync": gunicorn_sync_cmd,
@@ -238,11 +331,14 @@ SERVERS = {
     "uwsgi": uwsgi_cmd,
     "granian": granian_cmd,
     "apache": apache_cmd,
+    "nginx": nginx_cmd,  # static scenarios only
     # diagnostic variants, not in the default set
     "uwsgi-http-socket": uwsgi_http_socket_cmd,
     "uwsgi-http11": uwsgi_http11_cmd,
 }
+# The WSGI servers run by default; "best peer" of the app scenarios is one of them.
 DEFAULT_SERVERS = ["whisk", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "apache"]
+DIAGNOSTIC_SERVERS = ["uwsgi-http-socket", "uwsgi-http11"]
 PEERS_FOR_HELLO_TARGET = ["gunicorn-sync", "gunicorn-gthread", "uwsgi", "apache"]
 
 SERVER_NOTES = {
@@ -253,6 +349,8 @@ SERVER_NOTES = {
     "uwsgi": "HTTP router process (keep-alive) -> unix socket -> 2 workers x 8 threads.",
     "granian": "Rust HTTP front per worker, 8 blocking threads, 1 runtime thread (default).",
     "apache": "mpm_event front, mod_wsgi daemon mode (2 x 8), Debian's mod_wsgi + /usr/bin/python3.",
+    "nginx": "Debian's nginx, static scenarios only: one worker per CPU, sendfile, tcp_nopush, "
+             "open_file_cache (configuration below).",
     "uwsgi-http-socket": "diagnostic: --http-socket, no keep-alive possible.",
     "uwsgi-http11": "diagnostic: --http11-socket, thread pinned per connection.",
 }
@@ -308,9 +406,11 @@ def still_alive(known):
 
 
 class Server:
-    def __init__(self, name, app_name, tmp_root):
+    def __init__(self, name, app_name, tmp_root, static_dir=None):
         self.name = name
-        self.app = APPS[app_name]
+        self.app = dict(APPS[app_name])
+        if static_dir:
+            self.app["static_dir"] = static_dir
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="whisk-bench-%s-" % name, dir=tmp_root)
         self.argv = SERVERS[name](self.app, self.port, self.tmp)
@@ -333,10 +433,10 @@ class Server:
                 lines = f.read().decode(errors="replace").splitlines()
         except OSError:
             lines = []
-        extra = os.path.join(self.tmp, "error.log")  # apache
+        extra = os.path.join(self.tmp, "error.log")  # apache, nginx
         if os.path.exists(extra):
             with open(extra, "rb") as f:
-                lines += ["[apache error.log] " + l for l in f.read().decode(errors="replace").splitlines()]
+                lines += ["[%s error.log] %s" % (self.name, l) for l in f.read().decode(errors="replace").splitlines()]
         return "\n".join(lines[-n:])
 
     def wait_ready(self, path, timeout=60.0):
@@ -634,9 +734,17 @@ def cleanup(*_):
     CURRENT.clear()
 
 
+def applies(server_name, scenario):
+    """Whether the server takes part in the scenario: static scenarios name
+    their servers; nginx serves nothing else."""
+    allowed = SCENARIOS[scenario].get("servers")
+    return server_name in allowed if allowed else server_name != "nginx"
+
+
 def bench_one(server_name, scenario, args, tmp_root):
     sc = SCENARIOS[scenario]
-    srv = Server(server_name, sc["app"], tmp_root)
+    static_dir = os.path.join(tmp_root, "static") if "static_size" in sc else None
+    srv = Server(server_name, sc["app"], tmp_root, static_dir)
     row = dict(server=server_name, scenario=scenario, conns=sc["conns"], runs=args.runs,
                duration=args.duration, warmup=args.warmup,
                argv=srv.argv, port=srv.port,
@@ -783,9 +891,14 @@ def usable(row):
     return not row.get("failed") and not row.get("errors") and not any("starves" in f for f in flags(row))
 
 
-def best_peer(rows, among=None):
-    """Fastest usable peer among the default set (diagnostic variants excluded)."""
-    among = among or [s for s in DEFAULT_SERVERS if s != "whisk"]
+def peers_of(scenario):
+    """The servers whisk is compared with in a scenario: nginx for static
+    files, else the default WSGI servers (diagnostic variants excluded)."""
+    return SCENARIOS[scenario].get("peers") or [s for s in DEFAULT_SERVERS if s != "whisk"]
+
+
+def best_peer(rows, among):
+    """Fastest usable row among the given servers."""
     peers = [r for r in rows if r["server"] in among and usable(r)]
     return max(peers, key=lambda r: r["rps"]) if peers else None
 
@@ -799,7 +912,7 @@ def scenario_table(scenario, rows):
                  "| CPU server / others | runs | whisk × | notes |")
     lines.append("|---|---:|---:|---:|---:|---|---|---|---:|---|")
     for r in rows:
-        name = r["server"] if r["server"] in DEFAULT_SERVERS else "%s *(diagnostic)*" % r["server"]
+        name = r["server"] if r["server"] not in DIAGNOSTIC_SERVERS else "%s *(diagnostic)*" % r["server"]
         if r.get("failed"):
             lines.append("| %s | — | — | — | — | — | — | — | — | ⚠ %s |" % (name, "; ".join(flags(r))))
             continue
@@ -817,7 +930,7 @@ def scenario_table(scenario, rows):
             + "; ".join(notes)))
     if not any(r["server"] == "whisk" for r in rows):
         lines.append("| whisk | pending | | | | | | | | not measured yet (does not build / not run) |")
-    bp = best_peer(rows)
+    bp = best_peer(rows, peers_of(scenario))
     lines.append("")
     if whisk and bp:
         lines.append("whisk vs best peer (%s, %s req/s): **%.2f×**" % (bp["server"], fmt_rps(bp["rps"]), whisk["rps"] / bp["rps"]))
@@ -834,7 +947,7 @@ def targets_table(results):
     def ratio_vs(sc, among=None):
         rows = list(results.get(sc, {}).values())
         w = results.get(sc, {}).get("whisk")
-        bp = best_peer(rows, among)
+        bp = best_peer(rows, among or peers_of(sc))
         if not w or w.get("failed") or not bp:
             return None, None, bp
         return w, w["rps"] / bp["rps"], bp
@@ -859,7 +972,7 @@ def targets_table(results):
     st = status(ratio >= 1.1, "%.2f× %s" % (ratio, bp["server"]), w) if w else "pending"
     lines.append("| Django JSON ≥ 1.1× best peer | %s |" % st)
     parts, allok, wrows = [], True, []
-    for sc in SCENARIO_ORDER:
+    for sc in APP_SCENARIOS:
         w, ratio, bp = ratio_vs(sc)
         if w:
             wrows.append(w)
@@ -867,6 +980,16 @@ def targets_table(results):
             parts.append("%s %.2f× (%s)" % (sc, ratio, bp["server"]))
     lines.append("| no scenario below 1.0× best peer | %s |" % (
         ("%s — %s" % ("PASS" if allok else "FAIL", ", ".join(parts))) if wrows else "pending"))
+    parts, allok, wrows = [], True, []
+    for sc in STATIC_SCENARIOS:
+        w, ratio, bp = ratio_vs(sc)
+        if w:
+            wrows.append(w)
+            allok &= ratio >= 0.9 and usable(w)
+            parts.append("%s %.2f×" % (sc, ratio))
+    verdict = "FAIL" if not allok else ("PASS" if len(wrows) == len(STATIC_SCENARIOS) else "partly measured")
+    lines.append("| static files (100 KiB, 1 MiB) ≥ 0.9× nginx (aim: 1.0×) | %s |" % (
+        ("%s — %s" % (verdict, ", ".join(parts))) if wrows else "pending"))
     rss = [r["rss_max_kb"] for r in (results.get(sc, {}).get("whisk") for sc in ("hello", "json"))
            if r and not r.get("failed") and r.get("rss_max_kb")]
     lines.append("| whisk front RSS < 30 MB (max during hello and JSON) | %s |" % (
@@ -900,6 +1023,7 @@ def machine_info():
         ("Go", sh("go version")),
         ("wrk", sh("dpkg-query -W -f='${Version}' wrk")),
         ("Apache", sh("dpkg-query -W -f='${Version}' apache2")),
+        ("nginx", sh("dpkg-query -W -f='${Version}' nginx")),
         ("mod_wsgi (libapache2-mod-wsgi-py3)", sh("dpkg-query -W -f='${Version}' libapache2-mod-wsgi-py3")),
     ]
 
@@ -918,7 +1042,8 @@ def display_argv(row):
     s = " ".join(shlex.quote(a) for a in row["argv"])
     s = s.replace(":%d" % row["port"], ":PORT").replace("--port %d" % row["port"], "--port PORT")
     s = s.replace(REPO + "/", "")
-    s = re.sub(r"/tmp/whisk-bench-\S*/", "$TMP/", s)
+    # the run's temp dir, and a server's private dir inside it, both read $TMP
+    s = re.sub(r"/tmp/whisk-bench-[^\s/]+(/whisk-bench-[^\s/]+)?", "$TMP", s)
     return s
 
 
@@ -931,7 +1056,8 @@ def render_docs(results, commands):
     out.append("")
     out.append("whisk (Go HTTP front + supervised Python WSGI workers) against the usual "
                "Python WSGI servers, every one configured with **2 processes × 8 threads** "
-               "(gunicorn's sync worker has no threads), bound to 127.0.0.1, no access log.")
+               "(gunicorn's sync worker has no threads), bound to 127.0.0.1, no access log; "
+               "and, for static files, whisk's front against Debian's nginx.")
     out.append("")
     out.append("Produced by (last refreshed %s):" % now)
     out.append("")
@@ -943,7 +1069,8 @@ def render_docs(results, commands):
     out.append("")
     out.append("whisk's goals; ratios are whisk's median req/s over the peer's. "
                "\"Best peer\" is the fastest of gunicorn-sync, gunicorn-gthread, uwsgi, granian and apache, "
-               "ignoring rows flagged with errors or starved connections.")
+               "ignoring rows flagged with errors or starved connections; "
+               "the static-file scenarios are judged against nginx alone, measured in the same run.")
     out.append("")
     out.append(targets_table(results))
     out.append("")
@@ -992,7 +1119,8 @@ def render_docs(results, commands):
     out.append("## Server command lines")
     out.append("")
     out.append("As run for the hello scenario (`PORT` is a free port picked per run; "
-               "other scenarios only change the app directory/module). Paths are relative to the repo root.")
+               "other scenarios only change the app directory/module; the static ones add "
+               "`--static /static/=$TMP/static` to whisk). Paths are relative to the repo root.")
     out.append("")
     seen = {}
     for sc in SCENARIO_ORDER:
@@ -1008,12 +1136,19 @@ def render_docs(results, commands):
         if builds:
             out.append("Measured build: %s." % "; ".join(builds))
             out.append("")
+        app_row = next((results[sc][name] for sc in APP_SCENARIOS if name in results.get(sc, {})), None)
+        static_row = next((results[sc][name] for sc in STATIC_SCENARIOS if name in results.get(sc, {})), None)
         out.append("```sh")
-        if name in seen:
-            out.append(display_argv(seen[name]))
-        else:
-            out.append("bench/.bin/whisk serve --bind 127.0.0.1:PORT --processes 2 --threads 8 "
+        if app_row or name == "whisk":
+            if static_row:
+                out.append("# app scenarios")
+            out.append(display_argv(app_row) if app_row else
+                       "bench/.bin/whisk serve --bind 127.0.0.1:PORT --processes 2 --threads 8 "
                        "--chdir bench/apps --python bench/.venv hello:application")
+        if static_row:
+            if name == "whisk":
+                out.append("# static scenarios")
+            out.append(display_argv(static_row))
         out.append("```")
         out.append("")
     out.append("Apache configuration (generated per run into a private temp dir, `bench/run.py` `APACHE_CONF`):")
@@ -1022,6 +1157,14 @@ def render_docs(results, commands):
     out.append(APACHE_CONF.format(tmp="$TMP", port="PORT", mods=APACHE_MODULES, mod_wsgi=MOD_WSGI_SO,
                                   procs=PROCESSES, threads=THREADS, venv="bench/.venv-system",
                                   appdir="bench/apps", script="bench/apps/hello.py").rstrip())
+    out.append("```")
+    out.append("")
+    out.append("nginx configuration (generated per run into a private temp dir, `bench/run.py` `NGINX_CONF`; "
+               "`user www-data;` is only written when the harness runs as root):")
+    out.append("")
+    out.append("```nginx")
+    out.append(NGINX_CONF.format(user="user www-data;\n", workers=os.cpu_count() or 1, tmp="$TMP",
+                                 port="PORT", static="$TMP/static").rstrip())
     out.append("```")
     out.append("")
     out.append(FAIRNESS_TEXT)
@@ -1045,6 +1188,12 @@ METHOD_TEXT = """\
   `whisk` front process (`/proc/PID/status`, max over the hello and JSON runs, warm-up
   included); it also reads the TCP ActiveOpens counter and CPU tick counters
   (`/proc/stat`, `/proc/PID/stat`) before and after each run.
+- Static scenarios: one file of 100 KiB (102,400 bytes) and one of 1 MiB, random bytes
+  written once per harness run into its temp dir (`$TMP/static/100k.bin`, `1m.bin`), the
+  same files for both servers, fetched as `GET /static/100k.bin` over keep-alive at c=64
+  (no `Accept-Encoding`, so no precompressed variant is looked for). The smoke test compares
+  the whole body with the file. whisk serves them from its Go front (`--static`); its
+  2 Python workers are started with the hello app but never hit.
 - Apps: `bench/apps/hello.py` (13-byte text/plain), `bench/apps/big.py` (1 MiB GET body;
   POST reads the whole body and returns its length), `bench/djangoapp/` (`django-admin
   startproject` output with DEBUG=False, ALLOWED_HOSTS=['*'], default middleware and
@@ -1094,6 +1243,12 @@ FAIRNESS_TEXT = """\
   are defaults. Example of what that leaves on the table: uWSGI's router reads the
   workers' responses through a page-sized buffer (`--http-buffer-size`, 4 KiB); with
   64 KiB its 1 MiB GET throughput roughly doubled in a quick check on this machine.
+- **nginx** (static scenarios only): Debian's package with a generated configuration,
+  `worker_processes` = the CPUs (2), `sendfile on`, `tcp_nopush on`, `open_file_cache`
+  (cached descriptors and `stat()`s: what nginx users tune for static files; whisk opens
+  and stats the file per request), `keepalive_requests 1000000` (default 1000: wrk's
+  connections would be reopened), `access_log off`; everything else is nginx's default.
+  whisk runs with its defaults (no access log, `write_timeout` 60 s).
 - Starvation is flagged: a keep-alive server whose accept queue stays non-empty during
   the run is leaving connections unserved."""
 
@@ -1109,7 +1264,7 @@ def load_latest():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+    ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS + ["nginx"]),
                     help="comma list from: %s (default: %%(default)s)" % ", ".join(SERVERS))
     ap.add_argument("--scenarios", default=",".join(SCENARIO_ORDER),
                     help="comma list from: %s" % ", ".join(SCENARIO_ORDER))
@@ -1122,6 +1277,9 @@ def main():
     ap.add_argument("--quiet-wait", type=int, default=30,
                     help="before each run, wait up to this many seconds for the machine to be quiet (30)")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--no-store", action="store_true",
+                    help="trial run: keep the results in bench/results/run-*.json only; "
+                         "latest.json and docs/benchmarks.md stay as they are")
     ap.add_argument("--fresh", action="store_true",
                     help="forget stored results (bench/results/latest.json) before merging")
     ap.add_argument("--docs-only", action="store_true",
@@ -1149,6 +1307,13 @@ def main():
     if "apache" in servers and os.geteuid() != 0:
         log("apache: needs root (User/Group www-data) -- skipping")
         servers.remove("apache")
+    if "nginx" in servers and not os.access(NGINX_BIN, os.X_OK):
+        log("nginx: %s not installed (bench/run.sh installs it) -- skipping" % NGINX_BIN)
+        servers.remove("nginx")
+    pairs = [(sc, name) for sc in scenarios for name in servers if applies(name, sc)]
+    if not pairs:
+        ap.error("no server of --servers takes part in --scenarios (nginx: static-* only; "
+                 "WSGI servers: the app scenarios)")
     for tool in ("wrk", "ss"):
         if not shutil.which(tool):
             sys.exit("%s not found; run bench/run.sh (installs it)" % tool)
@@ -1166,9 +1331,10 @@ def main():
     command = "bench/run.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = {}
     try:
-        for sc in scenarios:
-            for name in servers:
-                results.setdefault(sc, {})[name] = bench_one(name, sc, args, tmp_root)
+        if any(sc in STATIC_SCENARIOS for sc in scenarios):
+            write_static_files(os.path.join(tmp_root, "static"))
+        for sc, name in pairs:
+            results.setdefault(sc, {})[name] = bench_one(name, sc, args, tmp_root)
     except KeyboardInterrupt:
         log("interrupted: servers stopped, nothing written")
         return 130
@@ -1187,6 +1353,9 @@ def main():
             print(scenario_table(sc, list(results[sc].values())))
             print()
 
+    if args.no_store:
+        log("--no-store: bench/results/latest.json and %s left as they are" % DOCS)
+        return 1 if any(r.get("failed") for rows in results.values() for r in rows.values()) else 0
     latest = {"results": {}, "commands": []} if args.fresh else load_latest()
     for sc, rows in results.items():
         for name, row in rows.items():

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # bench/run.sh — whisk benchmark harness (whisk vs gunicorn, uWSGI, Granian,
-# Apache+mod_wsgi), driven by wrk against 127.0.0.1.
+# Apache+mod_wsgi; static files: whisk vs nginx), driven by wrk against 127.0.0.1.
 #
 # Usage (from anywhere; needs root for apt and for Apache's User/Group):
 #   bench/run.sh                      # everything, defaults: 3 runs x 10 s, 2 s warm-up
 #   bench/run.sh --duration 3 --runs 1                         # quick debug run
 #   bench/run.sh --servers gunicorn-sync,gunicorn-gthread,uwsgi,granian,apache
 #   bench/run.sh --scenarios hello,json --servers whisk,granian
-#   bench/run.sh --no-docs            # do not rewrite docs/benchmarks.md
+#   bench/run.sh --scenarios static-100k,static-1m --servers whisk,nginx
+#   bench/run.sh --no-docs            # do not rewrite docs/benchmarks.md (results still stored)
+#   bench/run.sh --no-store ...       # trial run: stored results and docs left untouched
 #   bench/run.sh --setup-only         # install/build only, no load
 #   bench/run.sh --no-setup ...       # skip apt/venv/build steps
 #   bench/run.sh --fresh              # forget stored results: docs show only this run
 #   bench/run.sh --no-setup --docs-only   # re-render docs/benchmarks.md from stored results
 #   bench/run.sh --help               # all options (--busy, --retries, --quiet-wait, ...)
 #
-# Servers:   whisk gunicorn-sync gunicorn-gthread uwsgi granian apache
+# Servers:   whisk gunicorn-sync gunicorn-gthread uwsgi granian apache nginx
 #            (+ diagnostic, not run by default: uwsgi-http-socket uwsgi-http11)
+#            nginx serves the static scenarios only, the WSGI servers the others.
 # Scenarios: hello (keep-alive, c=64), json (Django JsonResponse, c=64),
-#            big-get (1 MiB response, c=16), big-post (1 MiB request body, c=16)
+#            big-get (1 MiB response, c=16), big-post (1 MiB request body, c=16),
+#            static-100k, static-1m (100 KiB / 1 MiB file, keep-alive, c=64)
 #
 # What this script does before handing over to bench/run.py (stdlib only):
-#   1. apt-installs wrk, apache2, libapache2-mod-wsgi-py3, python3-venv if
-#      missing (services are prevented from starting via policy-rc.d);
+#   1. apt-installs wrk, apache2, libapache2-mod-wsgi-py3, nginx, python3-venv
+#      if missing (services are prevented from starting via policy-rc.d, and
+#      a system nginx found listening afterwards is stopped);
 #   2. creates bench/.venv (python3) from bench/requirements.txt and
 #      bench/.venv-system (Debian /usr/bin/python3, for mod_wsgi) from
 #      bench/requirements-system.txt; re-installs only when the files change;
@@ -48,7 +53,9 @@ done
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- apt packages
-APT_PKGS=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv)
+# nginx: Debian's package (in bookworm nginx-light is only a transitional
+# package on top of it); run.py starts its own instance from a generated config.
+APT_PKGS=(wrk apache2 libapache2-mod-wsgi-py3 nginx python3-venv)
 
 install_apt() {
     local missing=()
@@ -73,6 +80,24 @@ install_apt() {
     restore_prc "$backup"
     trap - INT TERM
     [ "$rc" = 0 ] || { log "apt-get failed (exit $rc)"; exit "$rc"; }
+}
+
+# The Debian package would normally start nginx on port 80; policy-rc.d
+# stops that, but make sure: a system nginx (one whose master has
+# /run/nginx.pid) must not be running beside the benchmarks.
+stop_system_nginx() {
+    local pidf=/run/nginx.pid pid
+    [ -s "$pidf" ] || return 0
+    pid="$(cat "$pidf")"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ]; then
+        log "stopping the system nginx (pid $pid) started by the package install"
+        kill -QUIT "$pid" 2>/dev/null || true
+        for _ in 1 2 3 4 5 6 7 8 9 10; do [ -d "/proc/$pid" ] || break; sleep 0.5; done
+        [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    fi
+    if ss -ltnH 'sport = :80' 2>/dev/null | grep -q .; then
+        log "warning: something still listens on port 80 (not used by the benchmarks)"
+    fi
 }
 
 restore_prc() {
@@ -114,6 +139,7 @@ build_whisk() {
 
 if [ "$SETUP" = 1 ]; then
     install_apt
+    stop_system_nginx
     make_venv python3 "$BENCH_DIR/.venv" "$BENCH_DIR/requirements.txt"
     make_venv /usr/bin/python3 "$BENCH_DIR/.venv-system" "$BENCH_DIR/requirements-system.txt"
     build_whisk
