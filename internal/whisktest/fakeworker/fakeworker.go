@@ -266,7 +266,7 @@ func Main(args []string) int {
 		return 1
 	}
 
-	var inflight sync.WaitGroup
+	inflight := newCounter()
 	var stopping atomic.Bool
 	for {
 		f, err := ctl.ReadFrame()
@@ -280,7 +280,7 @@ func Main(args []string) int {
 				say("channel: %v", err)
 				return 2
 			}
-			go serve(conn, info, mode, &inflight, &stopping)
+			go serve(conn, info, mode, inflight, &stopping)
 		case wire.TypePing:
 			ctl.WriteFrame(wire.TypePong, 0, f.Stream, f.Payload)
 		case wire.TypeStop:
@@ -302,9 +302,46 @@ func Main(args []string) int {
 	}
 }
 
+// counter counts requests in progress. Unlike a sync.WaitGroup it may
+// start counting from zero while someone waits (a REQUEST arriving as STOP
+// is handled), which WaitGroup forbids.
+type counter struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func newCounter() *counter {
+	c := &counter{}
+	c.zero = sync.NewCond(&c.mu)
+	return c
+}
+
+// Add adds d (1 or -1) to the count.
+func (c *counter) Add(d int) {
+	c.mu.Lock()
+	c.n += d
+	if c.n == 0 {
+		c.zero.Broadcast()
+	}
+	c.mu.Unlock()
+}
+
+// Done is Add(-1).
+func (c *counter) Done() { c.Add(-1) }
+
+// Wait returns once the count is zero.
+func (c *counter) Wait() {
+	c.mu.Lock()
+	for c.n > 0 {
+		c.zero.Wait()
+	}
+	c.mu.Unlock()
+}
+
 // serve answers each REQUEST on conn with a RESPONSE whose body is info as
 // JSON.
-func serve(conn *wire.Conn, info Info, mode script, inflight *sync.WaitGroup, stopping *atomic.Bool) {
+func serve(conn *wire.Conn, info Info, mode script, inflight *counter, stopping *atomic.Bool) {
 	defer conn.Close()
 	for {
 		f, err := conn.ReadFrame()
