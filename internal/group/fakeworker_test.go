@@ -4,7 +4,6 @@ package group
 // the "python" of a Spec: TestMain runs it when fakeworker.WorkerEnv is set.
 
 import (
-	"os"
 	"sync"
 	"testing"
 
@@ -12,12 +11,7 @@ import (
 	"github.com/whiskserver/whisk/internal/whisktest/fakeworker"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(fakeworker.WorkerEnv) == "1" {
-		os.Exit(fakeworker.Main(os.Args[1:]))
-	}
-	os.Exit(fakeworker.Run(m))
-}
+func TestMain(m *testing.M) { fakeworker.TestMain(m) }
 
 // fakeSpawner is the Spawner every test shares: its thread lives as long
 // as the test process, like whisk's.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,12 +23,7 @@ import (
 
 // The collector tests run real groups of fake workers: this test binary,
 // re-executed (see package fakeworker).
-func TestMain(m *testing.M) {
-	if os.Getenv(fakeworker.WorkerEnv) == "1" {
-		os.Exit(fakeworker.Main(os.Args[1:]))
-	}
-	os.Exit(fakeworker.Run(m))
-}
+func TestMain(m *testing.M) { fakeworker.TestMain(m) }
 
 var fakeSpawner = sync.OnceValue(proc.NewSpawner)
 

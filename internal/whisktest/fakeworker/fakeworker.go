@@ -81,6 +81,16 @@ func Env(pidDir string) []string {
 	return []string{WorkerEnv + "=1", GORACE, PIDDirEnv + "=" + pidDir}
 }
 
+// TestMain is the TestMain of a test binary whose tests run fake workers:
+// re-executed as a worker (WorkerEnv set) it is the worker; otherwise it
+// runs the tests (Run). It does not return.
+func TestMain(m *testing.M) {
+	if os.Getenv(WorkerEnv) == "1" {
+		os.Exit(Main(os.Args[1:]))
+	}
+	os.Exit(Run(m))
+}
+
 // Run runs the tests of m, then, if they passed, CheckGoroutines. It returns
 // the exit code for os.Exit.
 func Run(m *testing.M) int {
