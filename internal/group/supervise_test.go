@@ -678,7 +678,13 @@ func TestWorkerOutputLogged(t *testing.T) {
 	t.Parallel()
 	f := startGroup(t, "ok", Config{Name: "site-a", Processes: 1, Threads: 1})
 	pid := f.pids()[0]
-	lines := fakeworker.Lines(f.logs, "fake: importing")
+	// The output pipe is read on its own goroutine: the line may be
+	// logged just after "worker ready".
+	var lines []string
+	whisktest.WaitFor(t, 10*time.Second, "the worker's output in the log", func() bool {
+		lines = fakeworker.Lines(f.logs, "fake: importing")
+		return len(lines) > 0
+	})
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines with the worker's output, want 1", len(lines))
 	}
