@@ -109,13 +109,8 @@ func Load(opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := opts.Dir
-	if l.file != "" {
-		base = filepath.Dir(l.file)
-		l.top.Chdir = base
-	} else {
-		l.top.Chdir = opts.Dir
-	}
+	base := l.baseDir()
+	l.top.Chdir = base
 	l.topLevel(doc, base)
 	l.environ()
 	l.flags()
@@ -348,14 +343,17 @@ func (l *loader) resolvePaths(name string, f reflect.Value, base string) {
 	}
 }
 
+// absPath makes a relative path absolute against base; "" stays "".
+func absPath(p, base string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
 // resolvePath makes a relative path setting absolute against base.
 func resolvePath(name, v, base string) string {
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(base, p)
-	}
+	abs := func(p string) string { return absPath(p, base) }
 	switch name {
 	case "static", "x_accel_redirect": // PREFIX=DIR
 		if prefix, dir, ok := strings.Cut(v, "="); ok {
@@ -555,9 +553,8 @@ func (l *loader) sites(raw any, groups []Group) []Site {
 				if k == "tls_key" {
 					dst = &site.TLSKey
 				}
-				err = setValue(reflect.ValueOf(dst).Elem(), t[k])
-				if err == nil && *dst != "" && !filepath.IsAbs(*dst) {
-					*dst = filepath.Join(l.baseDir(), *dst)
+				if err = setValue(reflect.ValueOf(dst).Elem(), t[k]); err == nil {
+					*dst = absPath(*dst, l.baseDir())
 				}
 			default:
 				err = fmt.Errorf("unknown site setting%s", suggest(k, []string{"hosts", "default", "mounts", "tls_cert", "tls_key"}, " (a site has hosts, default, mounts, tls_cert and tls_key)"))
@@ -630,8 +627,8 @@ func (l *loader) mounts(key string, raw any) []Mount {
 				continue
 			}
 			*dst = s
-			if k == "static" && s != "" && !filepath.IsAbs(s) {
-				*dst = filepath.Join(l.baseDir(), s)
+			if k == "static" {
+				*dst = absPath(s, l.baseDir())
 			}
 			l.origins[ek+"."+k] = o
 		}
