@@ -70,14 +70,11 @@ func (l *loader) validateServer(s *Server) {
 	} else if _, err := accesslog.ParseFormat(s.AccessLogFormat); err != nil {
 		l.errorf(l.where("access_log_format"), "%v", err)
 	}
-	for _, name := range []string{"admin_bind", "health_bind"} {
-		v := s.AdminBind
-		if name == "health_bind" {
-			v = s.HealthBind
-		}
-		if v != "" {
-			l.checkBind(name, v)
-		}
+	if s.AdminBind != "" {
+		l.checkBind("admin_bind", s.AdminBind)
+	}
+	if s.HealthBind != "" {
+		l.checkBind("health_bind", s.HealthBind)
 	}
 	for _, b := range s.TLSBind {
 		l.checkBind("tls_bind", b)
