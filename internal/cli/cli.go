@@ -481,7 +481,7 @@ func watchCode(ctx context.Context, cfg *config.Config, log *slog.Logger, change
 	seen := map[string]bool{}
 	var dirs []string
 	for _, g := range cfg.Groups {
-		for _, d := range append([]string{g.Chdir}, g.PythonPath...) {
+		for _, d := range g.CodeDirs() {
 			if fi, err := os.Stat(d); err == nil && fi.IsDir() && !seen[d] {
 				seen[d] = true
 				dirs = append(dirs, d)

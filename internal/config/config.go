@@ -334,3 +334,9 @@ func (g *Group) PinCPUs(allowed []int) []int {
 	}
 	return nil
 }
+
+// CodeDirs returns the directories the group's code is imported from:
+// chdir, then python_path. `reload = true` watches them.
+func (g *Group) CodeDirs() []string {
+	return append([]string{g.Chdir}, g.PythonPath...)
+}

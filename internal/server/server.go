@@ -283,7 +283,7 @@ func (s *Server) GroupsUnder(path string) []string {
 	}
 	var names []string
 	for _, gc := range s.current.cfg.Groups {
-		for _, dir := range append([]string{gc.Chdir}, gc.PythonPath...) {
+		for _, dir := range gc.CodeDirs() {
 			if dir != "" && route.Under(path, strings.TrimSuffix(dir, "/")) {
 				names = append(names, gc.Name)
 				break
