@@ -31,14 +31,3 @@ func frontLimits(s config.Server) (front.Limits, error) {
 	}
 	return lim, nil
 }
-
-// warnLimits logs the limits a reload cannot change (the front's).
-// min_body_rate is per mount and follows a reload.
-func warnLimits(was, now config.Server, changed func(name string, differ bool)) {
-	changed("max_request_line", was.MaxRequestLine != now.MaxRequestLine)
-	changed("max_header_size", was.MaxHeaderSize != now.MaxHeaderSize)
-	changed("write_timeout", was.WriteTimeout != now.WriteTimeout)
-	changed("max_connections", was.MaxConnections != now.MaxConnections)
-	changed("socket_mode", was.SocketMode != now.SocketMode)
-	changed("socket_owner", was.SocketOwner != now.SocketOwner)
-}
