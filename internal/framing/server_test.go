@@ -84,6 +84,13 @@ func (rec *recorder) rejected() []string {
 func startServer(t *testing.T, opts Options) (*recorder, string) {
 	t.Helper()
 	rec := &recorder{}
+	return rec, serve(t, rec, opts, &http.Server{Handler: rec})
+}
+
+// serve runs srv over NewListener(opts) on loopback until the test ends,
+// with opts.OnReject recording into rec, and returns the address.
+func serve(t *testing.T, rec *recorder, opts Options, srv *http.Server) string {
+	t.Helper()
 	opts.OnReject = func(_ net.Addr, reason string) {
 		rec.mu.Lock()
 		rec.rejects = append(rec.rejects, reason)
@@ -93,11 +100,8 @@ func startServer(t *testing.T, opts Options) (*recorder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{
-		Handler:           rec,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -107,7 +111,20 @@ func startServer(t *testing.T, opts Options) (*recorder, string) {
 		srv.Close()
 		<-done
 	})
-	return rec, ln.Addr().String()
+	return ln.Addr().String()
+}
+
+// dial connects to addr with a 5-second deadline; the connection closes
+// when the test ends.
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c, bufio.NewReader(c)
 }
 
 // response is one parsed response.
@@ -352,13 +369,7 @@ func TestServePipelined(t *testing.T) {
 
 func TestServeKeepAlive(t *testing.T) {
 	rec, addr := startServer(t, Options{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	var resps []response
 	var want []seenReq
 	for _, r := range validBatch {
@@ -396,13 +407,7 @@ func TestServeHTTP10(t *testing.T) {
 
 func TestServeExpectContinue(t *testing.T) {
 	rec, addr := startServer(t, Options{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	io.WriteString(c, "POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
@@ -464,13 +469,7 @@ func TestServeHeadTooLarge(t *testing.T) {
 
 func TestServeHijackPassthrough(t *testing.T) {
 	_, addr := startServer(t, Options{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dial(t, addr)
 	io.WriteString(c, "GET /hijack HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
 	res, err := http.ReadResponse(br, nil)
 	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {

@@ -1,14 +1,10 @@
 package framing
 
 import (
-	"io"
-	"log"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startStatusServer is startServer with StatusResponses: the recorder
@@ -17,32 +13,11 @@ func startStatusServer(t *testing.T, opts Options) (*recorder, string) {
 	t.Helper()
 	rec := &recorder{}
 	opts.StatusResponses = true
-	opts.OnReject = func(_ net.Addr, reason string) {
-		rec.mu.Lock()
-		rec.rejects = append(rec.rejects, reason)
-		rec.mu.Unlock()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{
-		Handler:           Handler(rec),
-		ConnContext:       ConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    opts.MaxHeadBytes,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(NewListener(ln, opts))
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
+	return rec, serve(t, rec, opts, &http.Server{
+		Handler:        Handler(rec),
+		ConnContext:    ConnContext,
+		MaxHeaderBytes: opts.MaxHeadBytes,
 	})
-	return rec, ln.Addr().String()
 }
 
 func TestServeStatusResponses(t *testing.T) {
