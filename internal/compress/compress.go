@@ -177,14 +177,11 @@ type writer struct {
 }
 
 func (c *writer) WriteHeader(code int) {
-	if c.decided || c.status != 0 {
-		if code < 200 {
-			c.ResponseWriter.WriteHeader(code)
-		}
-		return
-	}
 	if code < 200 { // informational: passes through, the real head follows
 		c.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if c.decided || c.status != 0 {
 		return
 	}
 	c.status = code
@@ -243,15 +240,19 @@ func (c *writer) decide(compress, vary bool) {
 	c.ResponseWriter.WriteHeader(c.status)
 }
 
-func (c *writer) Write(p []byte) (int, error) {
-	if !c.decided {
-		if c.status == 0 {
-			c.WriteHeader(http.StatusOK)
-		}
+// begin takes a body with no head written as a 200 and, when the client
+// accepts no coding, commits to passing the body through.
+func (c *writer) begin() {
+	if !c.decided && c.status == 0 {
+		c.WriteHeader(http.StatusOK)
 	}
 	if !c.decided && c.enc == nil {
 		c.decide(false, true)
 	}
+}
+
+func (c *writer) Write(p []byte) (int, error) {
+	c.begin()
 	if c.decided {
 		if c.pass {
 			return c.ResponseWriter.Write(p)
@@ -272,12 +273,7 @@ func (c *writer) Write(p []byte) (int, error) {
 
 // ReadFrom keeps sendfile for responses that are not compressed.
 func (c *writer) ReadFrom(src io.Reader) (int64, error) {
-	if !c.decided && c.status == 0 {
-		c.WriteHeader(http.StatusOK)
-	}
-	if !c.decided && c.enc == nil {
-		c.decide(false, true)
-	}
+	c.begin()
 	if c.decided && c.pass {
 		return io.Copy(c.ResponseWriter, src)
 	}
@@ -287,16 +283,12 @@ func (c *writer) ReadFrom(src io.Reader) (int64, error) {
 // Flush sends what is compressed so far: a streamed response keeps
 // streaming.
 func (c *writer) Flush() {
+	c.begin()
 	if !c.decided {
-		if c.status == 0 {
-			c.WriteHeader(http.StatusOK)
-		}
-		if !c.decided {
-			c.decide(c.enc != nil, true) // a streamed body: compress what comes
-			if buf := c.buf; len(buf) > 0 {
-				c.buf = nil
-				c.zw.Write(buf)
-			}
+		c.decide(true, true) // a streamed body: compress what comes
+		if buf := c.buf; len(buf) > 0 {
+			c.buf = nil
+			c.zw.Write(buf)
 		}
 	}
 	if c.zw != nil {
