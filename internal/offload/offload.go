@@ -106,9 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			keep[k] = v
 		}
 	}
-	for k := range hdr {
-		delete(hdr, k)
-	}
+	clear(hdr)
 	sub := r.Clone(r.Context())
 	sub.URL.Path, sub.URL.RawPath = cw.path, ""
 	cw.target.ServeHTTP(&keeper{ResponseWriter: w, keep: keep}, sub)
@@ -177,12 +175,10 @@ func (c *catcher) WriteHeader(code int) {
 	hdr.Del("X-Accel-Redirect")
 	if target == nil {
 		c.h.log.Warn("the app's X-Sendfile or X-Accel-Redirect names a file outside the configured directories; answering 404", "file", named)
-		c.offload = false
-		for k := range hdr {
-			delete(hdr, k)
-		}
+		clear(hdr)
+		// Written past the catcher, which discards the app's body (offload
+		// stays true).
 		http.Error(c.ResponseWriter, "404 page not found", http.StatusNotFound)
-		c.offload = true // and discard the app's body
 		return
 	}
 	c.target, c.path = target, path
