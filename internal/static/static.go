@@ -493,11 +493,8 @@ func (w *encodingWriter) ReadFrom(src io.Reader) (int64, error) {
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
 	}
-	return io.Copy(writerOnly{w.ResponseWriter}, src)
+	return io.Copy(w.ResponseWriter, src)
 }
 
 // Unwrap returns the underlying writer, for http.ResponseController.
 func (w *encodingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// writerOnly hides any ReadFrom method of the writer it holds.
-type writerOnly struct{ io.Writer }
