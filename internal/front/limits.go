@@ -202,11 +202,30 @@ func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 // CloseWrite half-closes the connection if it can.
-func (c *limitedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *limitedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// The front's connection wrappers (limitedConn, proxyConn, prefaceConn)
+// pass sendfile and half-closes through to the connection they wrap.
+
+// readFrom copies r to nc with nc's own ReadFrom (sendfile, splice) when
+// it has one.
+func readFrom(nc net.Conn, r io.Reader) (int64, error) {
+	if rf, ok := nc.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{nc}, r)
+}
+
+// errNoCloseWrite is CloseWrite's error when the wrapped connection
+// cannot half-close.
+var errNoCloseWrite = errors.New("front: connection does not support CloseWrite")
+
+// closeWrite half-closes nc if it can.
+func closeWrite(nc net.Conn) error {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return errors.New("front: connection does not support CloseWrite")
+	return errNoCloseWrite
 }
 
 // SetDeadline sets both deadlines; the write deadline also caps the ones

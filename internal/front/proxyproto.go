@@ -161,20 +161,10 @@ func (c *proxyConn) SetReadDeadline(t time.Time) error {
 
 // ReadFrom copies r to the connection with the wrapped connection's own
 // ReadFrom (sendfile, splice) when it has one.
-func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
+func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
 
 // CloseWrite half-closes the wrapped connection if it can.
-func (c *proxyConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.New("proxy_protocol: connection does not support CloseWrite")
-}
+func (c *proxyConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 // handshake reads the header; on refusal it closes the connection.
 func (c *proxyConn) handshake() {

@@ -268,20 +268,10 @@ func (c *prefaceConn) Read(p []byte) (int, error) {
 }
 
 // ReadFrom lets responses use the connection's sendfile.
-func (c *prefaceConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
+func (c *prefaceConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
 
 // CloseWrite half-closes the connection, if it can.
-func (c *prefaceConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.New("connection cannot half-close")
-}
+func (c *prefaceConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 // openTLS opens the HTTPS listeners of cfg.TLSBinds.
 func (s *Server) openTLS() error {
