@@ -215,22 +215,7 @@ func (pl *Preloader) Fork(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("fork worker from fork server %d: %w", pl.PID, r.err)
 	}
 
-	p := &Process{PID: r.pid, signal: r.pidfd.signal, control: ctl, done: make(chan struct{}), started: time.Now()}
-	p.log = spec.Log.With("pid", p.PID)
-	if spec.Pin {
-		if err := pin(p.PID, spec.CPU); err != nil {
-			p.log.Warn("cannot pin worker to a CPU; it runs unpinned", "error", err)
-		}
-	}
-	tail := &tailBuffer{max: 40}
-	p.output.Add(1)
-	go p.copyOutput(outR, tail)
-	go func() {
-		err := pl.waitChild(r)
-		p.output.Wait()
-		p.exitErr = err
-		close(p.done)
-	}()
+	p, tail := newProcess(spec, r.pid, ctl, r.pidfd.signal, outR, func() error { return pl.waitChild(r) }, false)
 	if err := p.ready(ctx, spec, tail, spec.Threads); err != nil {
 		return nil, err
 	}

@@ -253,28 +253,39 @@ func (s *Spawner) spawn(spec Spec, preload bool) (*Process, *tailBuffer, error) 
 		outR.Close()
 		return nil, nil, spawnError(spec, err)
 	}
-	p := &Process{PID: cmd.Process.Pid, control: ctl, done: make(chan struct{}), started: time.Now()}
-	p.signal = func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
+	signal := func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
+	p, tail := newProcess(spec, cmd.Process.Pid, ctl, signal, outR, cmd.Wait, preload)
+	return p, tail, nil
+}
+
+// newProcess watches a child that was just started (by spawn, or forked by
+// a fork server) and has yet to say HELLO: it pins it unless it is a fork
+// server, folds out (its stdout and stderr) into the log, keeping the last
+// lines in the returned tail, and closes Done once wait has returned and
+// the output is drained.
+func newProcess(spec Spec, pid int, ctl *wire.Conn, signal func(syscall.Signal) error, out io.ReadCloser, wait func() error, forkServer bool) (*Process, *tailBuffer) {
+	p := &Process{PID: pid, signal: signal, control: ctl, done: make(chan struct{}), started: time.Now()}
 	p.log = spec.Log.With("pid", p.PID)
-	if preload {
+	if forkServer {
 		p.log = p.log.With("role", "fork server")
 	} else if spec.Pin {
-		// The child is still importing on its main thread; the threads it
-		// starts for its channels inherit the mask.
+		// The child is still importing (or running the post-fork hook) on
+		// its main thread; the threads it starts for its channels inherit
+		// the mask.
 		if err := pin(p.PID, spec.CPU); err != nil {
 			p.log.Warn("cannot pin worker to a CPU; it runs unpinned", "error", err)
 		}
 	}
 	tail := &tailBuffer{max: 40}
 	p.output.Add(1)
-	go p.copyOutput(outR, tail)
+	go p.copyOutput(out, tail)
 	go func() {
-		err := cmd.Wait()
+		err := wait()
 		p.output.Wait()
 		p.exitErr = err
 		close(p.done)
 	}()
-	return p, tail, nil
+	return p, tail
 }
 
 // spawnError explains why exec failed: most often the interpreter, or a
