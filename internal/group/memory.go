@@ -79,13 +79,6 @@ type Memory struct {
 	RSS int64
 }
 
-// readUSS returns the unique set size of process pid in bytes (see
-// readMemoryFile).
-func readUSS(pid int) (int64, error) {
-	m, err := readMemoryFile(pid)
-	return m.USS, err
-}
-
 // readMemoryFile returns the memory of process pid. It reads
 // /proc/PID/smaps_rollup, or /proc/PID/smaps (summing every mapping) on
 // kernels older than 4.14.
@@ -108,13 +101,6 @@ func readMemoryFile(pid int) (Memory, error) {
 
 // errNoMemory: a smaps file without the Private_* fields, as a zombie's is.
 var errNoMemory = fmt.Errorf("no Private_Clean or Private_Dirty in smaps: %w", fs.ErrNotExist)
-
-// parseUSS sums the Private_Clean and Private_Dirty lines ("Name:  N kB")
-// of a smaps or smaps_rollup file, in bytes.
-func parseUSS(b []byte) (int64, error) {
-	m, err := parseMemory(b)
-	return m.USS, err
-}
 
 // parseMemory sums the Rss, Pss, Private_Clean and Private_Dirty lines
 // ("Name:  N kB") of a smaps or smaps_rollup file, in bytes. Without a

@@ -425,24 +425,26 @@ Private_Dirty:        16 kB
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseUSS([]byte(tt.in))
+			m, err := parseMemory([]byte(tt.in))
+			got := m.USS
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseUSS = %d, %v; want an error containing %q", got, err, tt.wantErr)
+					t.Fatalf("parseMemory USS = %d, %v; want an error containing %q", got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("parseUSS = %d, %v; want %d", got, err, tt.want)
+				t.Fatalf("parseMemory USS = %d, %v; want %d", got, err, tt.want)
 			}
 		})
 	}
 }
 
-// readUSS of this process: some memory, less than its RSS; a process that
+// The USS of this process: some memory, less than its RSS; a process that
 // does not exist is an fs.ErrNotExist.
 func TestReadUSS(t *testing.T) {
-	uss, err := readUSS(syscall.Getpid())
+	self, err := readMemoryFile(syscall.Getpid())
+	uss := self.USS
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,8 +455,8 @@ func TestReadUSS(t *testing.T) {
 	if maxRSS := ru.Maxrss << 10; uss <= 0 || uss > maxRSS {
 		t.Errorf("USS %d, want between 0 and the peak RSS %d", uss, maxRSS)
 	}
-	if _, err := readUSS(1 << 30); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("readUSS of a missing process = %v", err)
+	if _, err := readMemoryFile(1 << 30); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("readMemoryFile of a missing process = %v", err)
 	}
 }
 
