@@ -165,15 +165,7 @@ func fork(t *testing.T, pl *Preloader, spec Spec) *Process {
 	if err != nil {
 		t.Fatalf("Fork: %v", err)
 	}
-	t.Cleanup(func() {
-		p.Close()
-		select {
-		case <-p.Done():
-		case <-time.After(10 * time.Second):
-			t.Errorf("worker %d did not exit after Close", p.PID)
-			p.Kill()
-		}
-	})
+	closeOnCleanup(t, p)
 	return p
 }
 
@@ -297,11 +289,7 @@ func TestPreloadPostForkFails(t *testing.T) {
 				}
 				check(err, tt.forkErr)
 			}
-			select {
-			case <-pl.Done():
-				t.Fatal("the fork server exited")
-			default:
-			}
+			running(t, pl.Done(), "the fork server exited")
 		})
 	}
 }

@@ -50,6 +50,12 @@ func start(t *testing.T, spec Spec) *Process {
 	if err != nil {
 		t.Fatalf("Start(%s): %v", spec.App, err)
 	}
+	closeOnCleanup(t, p)
+	return p
+}
+
+// closeOnCleanup has the test's cleanup close p and wait for its exit.
+func closeOnCleanup(t *testing.T, p *Process) {
 	t.Cleanup(func() {
 		p.Close()
 		select {
@@ -59,7 +65,16 @@ func start(t *testing.T, spec Spec) *Process {
 			p.Kill()
 		}
 	})
-	return p
+}
+
+// running fails the test with msg if done is closed.
+func running(t *testing.T, done <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-done:
+		t.Fatal(msg)
+	default:
+	}
 }
 
 func TestHelloDjango(t *testing.T) {
@@ -131,11 +146,7 @@ func TestStart(t *testing.T) {
 	if p.Uptime() <= 0 {
 		t.Errorf("Uptime = %v", p.Uptime())
 	}
-	select {
-	case <-p.Done():
-		t.Fatal("Done closed while the worker runs")
-	default:
-	}
+	running(t, p.Done(), "Done closed while the worker runs")
 }
 
 func TestStartImportError(t *testing.T) {
@@ -434,11 +445,7 @@ func TestCloseIdempotent(t *testing.T) {
 	}
 	wg.Wait()
 	p.Close()
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker did not exit after Close")
-	}
+	waitDone(t, p.Done(), "worker after Close")
 	if p.ExitErr() != nil {
 		t.Errorf("ExitErr = %v, want a clean exit on control EOF", p.ExitErr())
 	}
@@ -464,11 +471,7 @@ func TestWorkerCrashSeenByDone(t *testing.T) {
 	if _, err := fakeworker.Request(t, p.Channels[0], 1, "/crash"); err == nil {
 		t.Fatal("a crashing request got a response")
 	}
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Done not closed after the worker crashed")
-	}
+	waitDone(t, p.Done(), "worker that crashed")
 	if p.ExitErr() == nil || p.ExitErr().Error() != "exit status 1" {
 		t.Errorf("ExitErr = %v, want exit status 1", p.ExitErr())
 	}
