@@ -11,8 +11,17 @@ import (
 	"github.com/whiskserver/whisk/internal/group"
 )
 
-// acquire waits for a worker slot. The group's QueueTimeout bounds the
-// wait; a group without one waits at most h.Timeout.
+// queueTimeout bounds the wait for a worker slot: the group's
+// QueueTimeout, or h.Timeout for a group without one.
+func (h *Handler) queueTimeout() time.Duration {
+	if t := h.Group.QueueTimeout(); t > 0 {
+		return t
+	}
+	return h.Timeout
+}
+
+// acquire waits for a worker slot, at most queueTimeout (the group
+// enforces its own QueueTimeout).
 func (h *Handler) acquire(ctx context.Context) (*group.Slot, error) {
 	if h.Group.QueueTimeout() > 0 {
 		return h.Group.Acquire(ctx)
@@ -41,11 +50,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error)
 		msg = "503 Service Unavailable: the server is stopping"
 		h.Log.Debug("request refused: group stopping", "path", r.URL.Path, "request_id", requestID(r))
 	default:
-		timeout := h.Group.QueueTimeout()
-		if timeout == 0 {
-			timeout = h.Timeout
-		}
-		h.Log.Warn("no worker free within the timeout", "timeout", timeout.String(), "error", err, "path", r.URL.Path, "request_id", requestID(r))
+		h.Log.Warn("no worker free within the timeout", "timeout", h.queueTimeout().String(), "error", err, "path", r.URL.Path, "request_id", requestID(r))
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	http.Error(w, msg, http.StatusServiceUnavailable)
