@@ -233,25 +233,36 @@ func appendLogItem(dst []byte, s string) []byte {
 			continue
 		}
 		dst = append(dst, s[start:i]...)
+		dst = appendEscape(dst, c, false)
 		start = i + 1
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\v':
-			dst = append(dst, '\\', 'v')
-		default:
-			dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-		}
 	}
 	return append(dst, s[start:]...)
+}
+
+// appendEscape appends the escape of byte c: \" \\ \n \r \t in both forms;
+// otherwise, in a log item (json false), Apache's \b \v or \xHH, and in a
+// JSON string (c is ASCII there), \u00HH.
+func appendEscape(dst []byte, c byte, json bool) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	if json {
+		return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	switch c {
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\v':
+		return append(dst, '\\', 'v')
+	}
+	return append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
 }
 
 // appendJSONString appends s as a JSON string. Control characters (C0,
@@ -269,18 +280,7 @@ func appendJSONString(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
+			dst = appendEscape(dst, c, true)
 			i++
 			start = i
 			continue
