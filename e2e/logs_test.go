@@ -15,28 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whiskserver/whisk/internal/accesslog"
 	"github.com/whiskserver/whisk/internal/whisktest"
 )
-
-// accessLine is a line of the json access log.
-type accessLine struct {
-	Time       string  `json:"time"`
-	RemoteAddr string  `json:"remote_addr"`
-	Method     string  `json:"method"`
-	URI        string  `json:"uri"`
-	Proto      string  `json:"proto"`
-	Host       string  `json:"host"`
-	Status     int     `json:"status"`
-	Bytes      int64   `json:"bytes"`
-	Referer    string  `json:"referer"`
-	UserAgent  string  `json:"user_agent"`
-	DurationUs int64   `json:"duration_us"`
-	RequestID  string  `json:"request_id"`
-	Group      *string `json:"group"`
-	PID        *int    `json:"pid"`
-	QueueUs    *int64  `json:"queue_us"`
-	AppUs      *int64  `json:"app_us"`
-}
 
 // logLines waits until the file at path has n lines (the access log is
 // flushed every 100 ms) and returns them.
@@ -116,7 +97,7 @@ func TestAccessLogJSONHostile(t *testing.T) {
 				t.Errorf("line %d has a raw control byte %#x: %q", i, c, l)
 			}
 		}
-		var a accessLine
+		var a accesslog.JSONLine
 		dec := json.NewDecoder(strings.NewReader(l))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&a); err != nil {

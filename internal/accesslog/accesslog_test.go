@@ -171,28 +171,9 @@ func TestHostileCombined(t *testing.T) {
 	}
 }
 
-type jsonLine struct {
-	Time       string  `json:"time"`
-	RemoteAddr string  `json:"remote_addr"`
-	Method     string  `json:"method"`
-	URI        string  `json:"uri"`
-	Proto      string  `json:"proto"`
-	Host       string  `json:"host"`
-	Status     int     `json:"status"`
-	Bytes      int64   `json:"bytes"`
-	Referer    string  `json:"referer"`
-	UserAgent  string  `json:"user_agent"`
-	DurationUs int64   `json:"duration_us"`
-	RequestID  string  `json:"request_id"`
-	Group      *string `json:"group"`
-	PID        *int    `json:"pid"`
-	QueueUs    *int64  `json:"queue_us"`
-	AppUs      *int64  `json:"app_us"`
-}
-
-func decodeJSON(t testing.TB, l string) (jsonLine, map[string]any) {
+func decodeJSON(t testing.TB, l string) (JSONLine, map[string]any) {
 	t.Helper()
-	var v jsonLine
+	var v JSONLine
 	dec := json.NewDecoder(strings.NewReader(l))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
@@ -372,7 +353,7 @@ func BenchmarkLine(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			g, p, q, a := info.Group, info.PID, info.Queue.Microseconds(), info.App.Microseconds()
-			v := jsonLine{Time: info.Start.Format(isoTime), RemoteAddr: remoteIP(r), Method: r.Method, URI: r.RequestURI,
+			v := JSONLine{Time: info.Start.Format(isoTime), RemoteAddr: remoteIP(r), Method: r.Method, URI: r.RequestURI,
 				Proto: r.Proto, Host: r.Host, Status: info.Status, Bytes: info.Bytes, Referer: r.Referer(),
 				UserAgent: r.UserAgent(), DurationUs: 1000, RequestID: info.ID, Group: &g, PID: &p, QueueUs: &q, AppUs: &a}
 			if _, err := json.Marshal(&v); err != nil {

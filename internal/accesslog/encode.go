@@ -115,9 +115,31 @@ func (f *Format) appendLine(dst []byte, r *http.Request, info *reqinfo.Info, dur
 	return dst
 }
 
-// appendJSON appends one request as a JSON object and a newline. Strings
-// are escaped for JSON (invalid UTF-8 becomes U+FFFD); group, pid,
-// queue_us and app_us are null when no worker served the request.
+// JSONLine is a line of the json format, as encoding/json decodes it: the
+// fields appendJSON writes, in its order, and no other.
+type JSONLine struct {
+	Time       string  `json:"time"` // RFC 3339 with milliseconds
+	RemoteAddr string  `json:"remote_addr"`
+	Method     string  `json:"method"`
+	URI        string  `json:"uri"`
+	Proto      string  `json:"proto"`
+	Host       string  `json:"host"`
+	Status     int     `json:"status"`
+	Bytes      int64   `json:"bytes"`
+	Referer    string  `json:"referer"`
+	UserAgent  string  `json:"user_agent"`
+	DurationUs int64   `json:"duration_us"`
+	RequestID  string  `json:"request_id"`
+	Group      *string `json:"group"`    // nil when no group served the request
+	PID        *int    `json:"pid"`      // nil when no worker did
+	QueueUs    *int64  `json:"queue_us"` // nil when Group is
+	AppUs      *int64  `json:"app_us"`   // nil when Group is
+}
+
+// appendJSON appends one request as a JSON object (a JSONLine) and a
+// newline. Strings are escaped for JSON (invalid UTF-8 becomes U+FFFD);
+// group, pid, queue_us and app_us are null when no worker served the
+// request.
 func appendJSON(dst []byte, r *http.Request, info *reqinfo.Info, dur time.Duration) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = info.Start.AppendFormat(dst, isoTime)
