@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// Request rewrites r, a request whose peer (r.RemoteAddr) is a trusted
-// proxy when trusted is true, and returns the scheme the client used
-// ("http" or "https").
+// Request decides whether r's peer (r.RemoteAddr) is a trusted proxy of
+// t (Trust.Remote), rewrites r accordingly, and returns the scheme the
+// client used ("http" or "https") and whether the peer is trusted.
 //
 // From a trusted peer, the client is read from the Forwarded header when
 // the request has one that parses, else from X-Forwarded-For, -Proto and
@@ -36,14 +36,14 @@ import (
 // From an untrusted peer, the headers are ignored and removed (Strip), so
 // an app that reads them (Django's SECURE_PROXY_SSL_HEADER,
 // USE_X_FORWARDED_HOST, Werkzeug's ProxyFix) cannot be fooled by a client.
-func Request(r *http.Request, t *Trust, trusted bool) string {
-	scheme := "http"
+func Request(r *http.Request, t *Trust) (scheme string, trusted bool) {
+	scheme = "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if !trusted {
+	if !t.Remote(r.RemoteAddr) {
 		Strip(r.Header)
-		return scheme
+		return scheme, false
 	}
 	var c client
 	if fw := r.Header["Forwarded"]; len(fw) == 0 || !c.fromForwarded(fw, t) {
@@ -59,7 +59,7 @@ func Request(r *http.Request, t *Trust, trusted bool) string {
 	if c.host != "" {
 		r.Host = c.host
 	}
-	return scheme
+	return scheme, true
 }
 
 // Strip removes the headers by which proxies describe the client from h:

@@ -115,7 +115,10 @@ func TestRequest(t *testing.T) {
 				r.Header.Add(h[0], h[1])
 			}
 			trusted := tr.Remote(r.RemoteAddr)
-			scheme := Request(r, tr, trusted)
+			scheme, got := Request(r, tr)
+			if got != trusted {
+				t.Errorf("Request says trusted %v, Remote %v", got, trusted)
+			}
 			want := tt.host
 			if want == "" {
 				want = "app.test"
@@ -194,7 +197,7 @@ func BenchmarkRequest(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r.RemoteAddr = bc.peer
-				Request(r, tr, tr.Remote(r.RemoteAddr))
+				Request(r, tr)
 			}
 		})
 	}
@@ -216,7 +219,7 @@ func FuzzRequest(f *testing.F) {
 				r.Header.Set(k, v)
 			}
 		}
-		scheme := Request(r, tr, true)
+		scheme, _ := Request(r, tr)
 		host, port, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			t.Fatalf("RemoteAddr %q: %v", r.RemoteAddr, err)

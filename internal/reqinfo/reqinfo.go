@@ -90,8 +90,8 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 		info := &Info{Start: time.Now(), Peer: r.RemoteAddr}
 		// A shallow copy: RemoteAddr and Host are rewritten on it only.
 		r = r.WithContext(context.WithValue(r.Context(), key{}, info))
-		trusted := trust.Remote(r.RemoteAddr)
-		info.Scheme = forwarded.Request(r, trust, trusted)
+		var trusted bool
+		info.Scheme, trusted = forwarded.Request(r, trust)
 		info.ID = r.Header.Get(cfg.Header)
 		if info.ID == "" || len(info.ID) > 200 || !trusted {
 			info.ID = newID()
