@@ -12,6 +12,7 @@ package metrics
 
 import (
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -152,10 +153,7 @@ func (m *Metrics) group(name string) *groupMetrics {
 		queue:    m.queue.WithLabelValues(name),
 		app:      m.app.WithLabelValues(name),
 	}
-	next := make(map[string]*groupMetrics, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[name] = g
 	m.byGroup.Store(&next)
 	return g
