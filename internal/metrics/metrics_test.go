@@ -18,6 +18,7 @@ import (
 	"github.com/whiskserver/whisk/internal/group"
 	"github.com/whiskserver/whisk/internal/proc"
 	"github.com/whiskserver/whisk/internal/reqinfo"
+	"github.com/whiskserver/whisk/internal/whisktest"
 	"github.com/whiskserver/whisk/internal/whisktest/fakeworker"
 )
 
@@ -211,14 +212,7 @@ func TestGroupCollector(t *testing.T) {
 	if body := scrape(t, m); line(body, "whisk_generation") != "whisk_generation 0" || strings.Contains(body, "whisk_slots{") {
 		t.Fatalf("before start:\n%s", body)
 	}
-	restarts := map[string]int{}
-	var mu sync.Mutex
-	a := startGroup(t, "a", 2, 2, func(reason string) {
-		mu.Lock()
-		restarts[reason]++
-		mu.Unlock()
-		m.Restart("a", reason)
-	})
+	a := startGroup(t, "a", 2, 2, func(reason string) { m.Restart("a", reason) })
 	b := startGroup(t, "b", 1, 1, nil)
 	src.set(1, a, b)
 
@@ -240,21 +234,15 @@ func TestGroupCollector(t *testing.T) {
 		}
 		queued <- s
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.Status().Queued != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	// Wait for a memory sample of every worker.
-	for time.Now().Before(deadline) {
-		sampled := true
+	whisktest.WaitFor(t, 10*time.Second, "a request queued for b", func() bool { return b.Status().Queued == 1 })
+	whisktest.WaitFor(t, 10*time.Second, "a memory sample of every worker", func() bool {
 		for _, w := range append(a.Workers(), b.Workers()...) {
-			sampled = sampled && w.Memory > 0
+			if w.Memory == 0 {
+				return false
+			}
 		}
-		if sampled {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return true
+	})
 
 	body := scrape(t, m)
 	for series, want := range map[string]string{
@@ -293,12 +281,10 @@ func TestGroupCollector(t *testing.T) {
 	old := held.PID()
 	a.Recycle(old, "test")
 	a.Release(held, true)
-	for time.Now().Before(deadline) {
-		if ws := a.Workers(); len(ws) == 2 && ws[0].PID != old && ws[1].PID != old {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	whisktest.WaitFor(t, 10*time.Second, "the recycled worker's replacement", func() bool {
+		ws := a.Workers()
+		return len(ws) == 2 && ws[0].PID != old && ws[1].PID != old
+	})
 	body = scrape(t, m)
 	if strings.Contains(body, `pid="`+itoa(old)+`"`) {
 		t.Errorf("series of the recycled worker %d remain:\n%s", old, body)
