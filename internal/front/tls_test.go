@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whiskserver/whisk/internal/forwarded"
 	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/whisktest"
 )
@@ -259,7 +260,7 @@ func TestHTTPSHandler(t *testing.T) {
 	}
 
 	// Behind a trusted proxy that terminated TLS: no redirect loop, HSTS.
-	h = reqinfo.Handler(reqinfo.Config{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+	h = reqinfo.Handler(reqinfo.Config{Trust: forwarded.NewTrust([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})},
 		HTTPS(next, HTTPSOptions{Redirect: true, Port: 443, HSTSMaxAge: time.Hour}))
 	r = httptest.NewRequest("GET", "/x", nil)
 	r.RemoteAddr = "127.0.0.1:5555"

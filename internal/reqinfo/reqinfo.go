@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/whiskserver/whisk/internal/forwarded"
@@ -63,11 +62,12 @@ func From(ctx context.Context) *Info {
 type Config struct {
 	// Header is the request id header; default "X-Request-ID".
 	Header string
-	// Trusted are the proxies (forwarded_allow_ips) whose request id
-	// header is taken as is and whose forwarded headers name the client
-	// (internal/forwarded); from other peers the id is replaced by a
-	// generated one and the forwarded headers are removed.
-	Trusted []netip.Prefix
+	// Trust says which peers are proxies (forwarded_allow_ips) whose
+	// request id header is taken as is and whose forwarded headers name
+	// the client (internal/forwarded); from other peers the id is replaced
+	// by a generated one and the forwarded headers are removed. Nil trusts
+	// no peer.
+	Trust *forwarded.Trust
 	// Done are called after each response, in order, with the request
 	// and its completed Info: the access log, metrics.
 	Done []func(*http.Request, *Info)
@@ -85,7 +85,10 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 		cfg.Header = "X-Request-ID"
 	}
 	cfg.Header = http.CanonicalHeaderKey(cfg.Header)
-	trust := forwarded.NewTrust(cfg.Trusted)
+	trust := cfg.Trust
+	if trust == nil {
+		trust = forwarded.NewTrust(nil)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := &Info{Start: time.Now(), Peer: r.RemoteAddr}
 		// A shallow copy: RemoteAddr and Host are rewritten on it only.

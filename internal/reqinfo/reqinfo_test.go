@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/forwarded"
 )
 
 // TestRequestID: a trusted peer's id is kept; an untrusted peer's, a
@@ -31,7 +33,7 @@ func TestRequestID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var seen string
 			var done *Info
-			h := Handler(Config{Trusted: trusted, Done: []func(*http.Request, *Info){func(_ *http.Request, i *Info) { done = i }}},
+			h := Handler(Config{Trust: forwarded.NewTrust(trusted), Done: []func(*http.Request, *Info){func(_ *http.Request, i *Info) { done = i }}},
 				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					seen = r.Header.Get("X-Request-ID")
 					if From(r.Context()) == nil {
@@ -112,7 +114,7 @@ func TestForwarded(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	var app, logged *http.Request
 	var done *Info
-	h := Handler(Config{Trusted: trusted, Done: []func(*http.Request, *Info){func(r *http.Request, i *Info) { logged, done = r, i }}},
+	h := Handler(Config{Trust: forwarded.NewTrust(trusted), Done: []func(*http.Request, *Info){func(r *http.Request, i *Info) { logged, done = r, i }}},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { app = r }))
 	r := httptest.NewRequest("GET", "/", nil)
 	r.RemoteAddr = "10.0.0.1:5000"

@@ -153,12 +153,13 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		s.closeAdmin()
 		return nil, err
 	}
+	trust := forwarded.NewTrust(cfg.Server.TrustedProxies()) // one for request ids, forwarded headers and PROXY
 	s.front, err = front.New(front.Config{
 		Binds: cfg.Server.Bind,
 		Handler: reqinfo.Handler(reqinfo.Config{
-			Header:  cfg.Server.RequestIDHeader,
-			Trusted: cfg.Server.TrustedProxies(),
-			Done:    done,
+			Header: cfg.Server.RequestIDHeader,
+			Trust:  trust,
+			Done:   done,
 		}, front.HTTPS(s.routes, httpsOptions(cfg))),
 		TLSBinds:          cfg.Server.TLSBind,
 		Certs:             s.certs,
@@ -171,7 +172,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		Inherited:         deps.Inherited,
 		ServeInherited:    !deps.BindGiven,
 		Reserved:          []string{cfg.Server.AdminBind, cfg.Server.HealthBind},
-		Proxy:             proxyOptions(cfg),
+		Proxy:             proxyOptions(cfg, trust),
 	})
 	if err != nil {
 		s.closeAdmin()
@@ -190,11 +191,11 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 // proxyOptions returns the PROXY protocol settings of the app listeners:
 // nil unless proxy_protocol is set; the peers that must send a header are
 // forwarded_allow_ips.
-func proxyOptions(cfg *config.Config) *front.ProxyOptions {
+func proxyOptions(cfg *config.Config, trust *forwarded.Trust) *front.ProxyOptions {
 	if !cfg.Server.ProxyProtocol {
 		return nil
 	}
-	return &front.ProxyOptions{Trust: forwarded.NewTrust(cfg.Server.TrustedProxies())}
+	return &front.ProxyOptions{Trust: trust}
 }
 
 // notStarted answers the requests that come before Start has made a
