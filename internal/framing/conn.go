@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/filerange"
 )
 
 const (
@@ -544,9 +546,13 @@ func (c *Conn) reject(err *Error) {
 // Write writes to the wrapped connection.
 func (c *Conn) Write(p []byte) (int, error) { return c.nc.Write(p) }
 
-// ReadFrom copies r to the wrapped connection, with its own ReadFrom
-// (sendfile, splice) when it has one. net/http uses it to send files.
+// ReadFrom copies r to the wrapped connection, with sendfile for a
+// filerange.Range or the connection's own ReadFrom (sendfile, splice) when
+// it has one. net/http uses it to send files.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if n, err, handled := filerange.Send(c.nc, r, nil); handled {
+		return n, err
+	}
 	if rf, ok := c.nc.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}

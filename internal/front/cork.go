@@ -21,8 +21,15 @@ func connContext(ctx context.Context, nc net.Conn) context.Context {
 	return ctx
 }
 
-// tcpCorker sets TCP_CORK on a client's TCP socket.
-type tcpCorker struct{ rc syscall.RawConn }
+// tcpCorker sets TCP_CORK on a client's TCP socket. Its two Control
+// functions are made once per connection, so a static response allocates
+// nothing for its two SetCork calls; a connection serves one HTTP/1.x
+// request at a time, so err is never shared.
+type tcpCorker struct {
+	rc      syscall.RawConn
+	on, off func(fd uintptr)
+	err     error
+}
 
 // newTCPCorker returns a corker for the TCP socket under the front's
 // wrappers of nc (framing guard, limits, PROXY protocol, h2c preface), or
@@ -35,7 +42,10 @@ func newTCPCorker(nc net.Conn) *tcpCorker {
 			if err != nil {
 				return nil
 			}
-			return &tcpCorker{rc: rc}
+			tc := &tcpCorker{rc: rc}
+			tc.on = func(fd uintptr) { tc.err = setCork(fd, true) }
+			tc.off = func(fd uintptr) { tc.err = setCork(fd, false) }
+			return tc
 		case *tls.Conn:
 			return nil
 		case *proxyConn:
@@ -53,10 +63,13 @@ func newTCPCorker(nc net.Conn) *tcpCorker {
 // SetCork turns TCP_CORK on or off (cork_linux.go; elsewhere it fails
 // and static files go without).
 func (c *tcpCorker) SetCork(on bool) error {
-	var serr error
-	err := c.rc.Control(func(fd uintptr) { serr = setCork(fd, on) })
-	if err != nil {
+	f := c.off
+	if on {
+		f = c.on
+	}
+	c.err = nil
+	if err := c.rc.Control(f); err != nil {
 		return err
 	}
-	return serr
+	return c.err
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/filerange"
 )
 
 // Limits are the app listeners' limits beyond net/http's own timeouts and
@@ -156,16 +158,21 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	}
 }
 
-// ReadFrom copies r to the connection with the connection's own ReadFrom
-// (sendfile, splice), writeChunk bytes per write deadline. A
-// *io.LimitedReader is unwrapped so the kernel still sees the file.
+// ReadFrom copies r to the connection. A filerange.Range goes out with
+// one sendfile loop whose write deadline moves each time the client takes
+// bytes; anything else goes through the connection's own ReadFrom
+// (sendfile, splice), writeChunk bytes per write deadline, with an
+// *io.LimitedReader unwrapped so the kernel still sees the file.
 func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
-	rf, ok := c.Conn.(io.ReaderFrom)
-	if !ok {
+	if _, ok := c.Conn.(io.ReaderFrom); !ok {
 		return io.Copy(writerOnly{c}, r)
 	}
 	if c.lm.writeTimeout <= 0 {
-		return rf.ReadFrom(r)
+		return readFrom(c.Conn, r)
+	}
+	c.arm()
+	if n, err, handled := filerange.Send(innerConn(c.Conn), r, c.arm); handled {
+		return n, err
 	}
 	src, remain := r, int64(-1) // -1: until src ends
 	lr, limited := r.(*io.LimitedReader)
@@ -180,7 +187,7 @@ func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
 		}
 		part := &io.LimitedReader{R: src, N: n}
 		c.arm()
-		m, err := rf.ReadFrom(part)
+		m, err := readFrom(c.Conn, part)
 		total += m
 		if remain > 0 {
 			remain -= m
@@ -207,13 +214,31 @@ func (c *limitedConn) CloseWrite() error { return closeWrite(c.Conn) }
 // The front's connection wrappers (limitedConn, proxyConn, prefaceConn)
 // pass sendfile and half-closes through to the connection they wrap.
 
-// readFrom copies r to nc with nc's own ReadFrom (sendfile, splice) when
-// it has one.
+// readFrom copies r to nc with sendfile for a filerange.Range, or with
+// nc's own ReadFrom (sendfile, splice) when it has one.
 func readFrom(nc net.Conn, r io.Reader) (int64, error) {
+	if n, err, handled := filerange.Send(nc, r, nil); handled {
+		return n, err
+	}
 	if rf, ok := nc.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(writerOnly{nc}, r)
+}
+
+// innerConn returns the connection under the front's pass-through
+// wrappers (PROXY protocol, h2c preface), to which writes go unchanged.
+func innerConn(nc net.Conn) net.Conn {
+	for {
+		switch c := nc.(type) {
+		case *proxyConn:
+			nc = c.Conn
+		case *prefaceConn:
+			nc = c.Conn
+		default:
+			return nc
+		}
+	}
 }
 
 // errNoCloseWrite is CloseWrite's error when the wrapped connection

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/filerange"
 )
 
 // serveLimited serves h on a loopback listener wrapped by the limiter of lim.
@@ -378,5 +380,95 @@ func TestSocketPerms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sendRangeOver sends the whole of a file of size bytes as a
+// filerange.Range through a limitedConn with the given write timeout, to a
+// peer that reads with read (given a channel closed once ReadFrom has
+// returned), and returns ReadFrom's count and error and what the peer got.
+func sendRangeOver(t *testing.T, data []byte, timeout time.Duration, read func(c net.Conn, sent <-chan struct{}) []byte) (int64, error, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := filerange.FD(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	sent := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		got <- read(c, sent)
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small buffers, so the sender must wait for the reader.
+	nc.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	c := &limitedConn{Conn: nc, lm: &limiter{writeTimeout: timeout}}
+	n, err := c.ReadFrom(filerange.New(f, fd, int64(len(data))))
+	close(sent)
+	c.Close()
+	return n, err, <-got
+}
+
+// A static file (filerange.Range) goes out in one sendfile loop whose
+// write deadline moves with each byte the client takes: a slow but steady
+// client gets the whole file although it takes several write timeouts,
+// and a client that stops reading is cut after one.
+func TestLimitedConnSendsFileRange(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	const timeout = 300 * time.Millisecond
+	start := time.Now()
+	n, err, got := sendRangeOver(t, data, timeout, func(c net.Conn, _ <-chan struct{}) []byte {
+		c.(*net.TCPConn).SetReadBuffer(32 << 10)
+		var out []byte
+		buf := make([]byte, 64<<10)
+		for {
+			time.Sleep(timeout / 6) // about 4 timeouts in all
+			m, err := c.Read(buf)
+			out = append(out, buf[:m]...)
+			if err != nil {
+				return out
+			}
+		}
+	})
+	if err != nil || n != int64(len(data)) || !bytes.Equal(got, data) {
+		t.Fatalf("slow reader: ReadFrom = %d, %v; peer got %d bytes (equal: %v)", n, err, len(got), bytes.Equal(got, data))
+	}
+	if took := time.Since(start); took < 2*timeout {
+		t.Fatalf("the slow reader took only %v: the test did not outlast the write timeout", took)
+	}
+
+	start = time.Now()
+	n, err, _ = sendRangeOver(t, data, timeout, func(c net.Conn, sent <-chan struct{}) []byte {
+		c.(*net.TCPConn).SetReadBuffer(32 << 10)
+		<-sent // read nothing until the sender gave up
+		return nil
+	})
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= int64(len(data)) {
+		t.Fatalf("stalled reader: ReadFrom = %d, %v; want a deadline error", n, err)
+	}
+	if took := time.Since(start); took > timeout+5*time.Second {
+		t.Errorf("stalled reader cut only after %v", took)
 	}
 }

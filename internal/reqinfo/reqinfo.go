@@ -8,9 +8,10 @@ package reqinfo
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -90,19 +91,27 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 		trust = forwarded.NewTrust(nil)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := &Info{Start: time.Now(), Peer: r.RemoteAddr}
+		// One allocation for the Info and the writer that fills it in.
+		rec := &recorder{info: Info{Start: time.Now(), Peer: r.RemoteAddr}}
+		rec.ResponseWriter = w
+		info := &rec.info
 		// A shallow copy: RemoteAddr and Host are rewritten on it only.
 		r = r.WithContext(context.WithValue(r.Context(), key{}, info))
 		var trusted bool
 		info.Scheme, trusted = forwarded.Request(r, trust)
-		info.ID = r.Header.Get(cfg.Header)
+		// cfg.Header is canonical: the map is indexed directly.
+		ids := r.Header[cfg.Header]
+		if len(ids) > 0 {
+			info.ID = ids[0]
+		}
 		if info.ID == "" || len(info.ID) > 200 || !trusted {
 			info.ID = newID()
-			r.Header.Set(cfg.Header, info.ID)
+			// len == cap: an Add by someone else copies the slice.
+			ids = []string{info.ID}
+			r.Header[cfg.Header] = ids
 		}
-		w.Header().Set(cfg.Header, info.ID)
 		info.ResponseHeader = w.Header()
-		rec := &recorder{ResponseWriter: w, info: info}
+		info.ResponseHeader[cfg.Header] = ids[:1:1]
 		defer func() {
 			if info.Status == 0 {
 				info.Status = http.StatusOK
@@ -115,10 +124,14 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 	})
 }
 
-// newID returns 16 random bytes in hex.
+// newID returns 16 random bytes in hex. The bytes come from the runtime's
+// per-thread ChaCha8 generator, seeded from the kernel: unique like
+// crypto/rand's, without its getrandom(2) call per request. A request ID
+// is not a secret.
 func newID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
@@ -126,7 +139,7 @@ func newID() string {
 // ReaderFrom (sendfile) paths of the real writer.
 type recorder struct {
 	http.ResponseWriter
-	info *Info
+	info Info
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -154,7 +167,12 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	return n, err
 }
 
-func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+// Flush sends what is buffered, when the real writer can.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -30,10 +30,12 @@ func WithCorker(ctx context.Context, c Corker) context.Context {
 const corkMinSize = 512
 
 // cork holds back partial frames for a file response sent with sendfile
-// and returns the function that sends them, for the handler to defer; it
-// returns nil when there is nothing to gain or no Corker. Only HTTP/1.x:
-// on an HTTP/2 connection other streams share the socket.
-func cork(r *http.Request, size int64) func() {
+// and returns the Corker, for the handler to defer SetCork(false) before
+// net/http's final flush (after ServeHTTP returns), so that nothing written
+// later waits for the kernel's 200 ms cork timer. It returns nil when there
+// is nothing to gain or no Corker. Only HTTP/1.x: on an HTTP/2 connection
+// other streams share the socket.
+func cork(r *http.Request, size int64) Corker {
 	if r.ProtoMajor != 1 || r.Method != http.MethodGet || size <= corkMinSize {
 		return nil
 	}
@@ -41,7 +43,5 @@ func cork(r *http.Request, size int64) func() {
 	if !ok || c.SetCork(true) != nil {
 		return nil
 	}
-	// Uncorked before net/http's final flush (after ServeHTTP returns), so
-	// nothing written later waits for the kernel's 200 ms cork timer.
-	return func() { c.SetCork(false) }
+	return c
 }

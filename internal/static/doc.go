@@ -101,18 +101,32 @@
 // precompressed response count bytes of the compressed file, and its ETag
 // is its own, so If-Range cannot mix representations.
 //
-// # sendfile
+// # Open files and sendfile
 //
-// Bodies go through http.ServeContent, which copies with io.CopyN from the
-// *os.File: net/http's response.ReadFrom writes the first 512 bytes itself
-// and hands the rest, as an *io.LimitedReader over the file, to the
-// connection's ReadFrom, which *net.TCPConn (and whisk's framing.Conn,
-// which forwards it) turns into sendfile(2) from the file's offset. A
-// single range is a Seek and the same path, so ranges use sendfile too;
-// only multipart ranges go through a pipe. A precompressed response needs
-// a small ResponseWriter wrapper that adds Content-Encoding after
-// ServeContent has set Content-Length (it leaves Content-Length out when
-// Content-Encoding is set first, which would make the response chunked and
-// lose sendfile); the wrapper forwards ReadFrom. Over HTTP/2 and TLS the
-// body is copied instead.
+// Like nginx's open_file_cache, the handler keeps the regular files it
+// serves open between requests (Options.FileCacheSize, default 1000), with
+// their ETag, Last-Modified and Content-Length already formatted, so a
+// request for a known file costs no open, fstat or close. A cached file is
+// checked again (one stat by name, comparing device, inode, size and
+// modification time) when it is requested more than Options.FileCacheValid
+// (default 1 s) after its last check: a file changed in place, replaced by
+// a rename or deleted is seen within that time. Files not requested for a
+// minute are closed, so a deleted file's disk space is not held. The
+// absence of a precompressed sibling is remembered the same way, so a
+// client that accepts br costs no failed open per request.
+//
+// All the requests for a file share its descriptor: the body goes out as a
+// [filerange.Range], which reads at its own offset with pread and which
+// the front's connections (framing.Conn and the front's wrappers, through
+// [filerange.Send]) hand to sendfile(2) at that offset. A plain GET or
+// HEAD, without Range or conditional headers, is answered by the handler
+// itself: the response head is flushed into the corked socket (see
+// [Corker]) and the whole file follows with one sendfile. Conditional and
+// range requests go through http.ServeContent, whose io.CopyN of the Range
+// reaches the same sendfile path; only multipart ranges are copied through
+// a pipe. A precompressed response served by ServeContent needs a small
+// ResponseWriter wrapper that adds Content-Encoding after ServeContent has
+// set Content-Length (it leaves Content-Length out when Content-Encoding
+// is set first, which would make the response chunked); the wrapper
+// forwards ReadFrom. Over HTTP/2 and TLS the body is copied instead.
 package static

@@ -86,6 +86,17 @@ type Options struct {
 	// 1 refuses every multi-range request that way.
 	MaxRanges int
 
+	// FileCacheSize is the most files kept open between requests (nginx's
+	// open_file_cache max). 0 means DefaultFileCacheSize; negative turns
+	// the cache off.
+	FileCacheSize int
+
+	// FileCacheValid is how long a cached file is served before it is
+	// checked against the file system again (nginx's
+	// open_file_cache_valid): a changed, replaced or deleted file is seen
+	// within it. 0 means DefaultFileCacheValid.
+	FileCacheValid time.Duration
+
 	// Log receives unexpected errors (too many open files, I/O errors),
 	// which are answered with a bare 500. Nil discards them. Requests
 	// themselves belong to the access log.
@@ -104,6 +115,7 @@ type Handler struct {
 	maxAge    string         // Cache-Control for other files; "" for none
 	maxRanges int
 	log       *slog.Logger
+	cache     *fileCache // nil: off
 }
 
 // New returns a Handler serving the directory root for requests under
@@ -169,12 +181,21 @@ func New(root, prefix string, opts Options) (*Handler, error) {
 	if s := int64(opts.MaxAge / time.Second); s > 0 {
 		h.maxAge = "public, max-age=" + strconv.FormatInt(s, 10)
 	}
+	size, valid := opts.FileCacheSize, opts.FileCacheValid
+	if size == 0 {
+		size = DefaultFileCacheSize
+	}
+	if valid <= 0 {
+		valid = DefaultFileCacheValid
+	}
+	h.cache = newFileCache(size, valid, fileCacheInactive/4)
 	return h, nil
 }
 
 // Close releases the root directory. Requests still in progress may fail;
 // call it once the handler no longer receives requests.
 func (h *Handler) Close() error {
+	h.cache.close()
 	if err := h.root.Close(); err != nil {
 		return fmt.Errorf("static root %s: %w", h.dir, err)
 	}
@@ -197,6 +218,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound)
 		return
 	}
+	if !dirSlash {
+		if e := h.cache.get(name, func() (fs.FileInfo, error) { return h.stat(name) }); e != nil {
+			h.serveFile(w, r, name, e)
+			e.release()
+			return
+		}
+	}
 	f, err := h.open(name)
 	if err != nil {
 		h.openError(w, err)
@@ -216,7 +244,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusNotFound)
 			return
 		}
-		h.serveFile(w, r, name, f, fi)
+		h.cacheAndServe(w, r, name, f, fi)
 	case fi.IsDir():
 		h.serveDir(w, r, name, dirSlash, f)
 	default:
@@ -224,6 +252,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.Close()
 		httpError(w, http.StatusNotFound)
 	}
+}
+
+// cacheAndServe serves the regular file f just opened for name, keeping it
+// in the file cache for the next requests. It takes f over.
+func (h *Handler) cacheAndServe(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo) {
+	e, err := newCachedFile(f, fi, h.meta(name, ""))
+	if err != nil {
+		h.openError(w, err)
+		return
+	}
+	e = h.cache.put(name, e)
+	h.serveFile(w, r, name, e)
+	e.release()
+}
+
+// meta returns the per-name part of a response for name, served as the
+// sibling with coding enc ("" for the file itself).
+func (h *Handler) meta(name, enc string) fileMeta {
+	m := fileMeta{
+		contentType: []string{contentType(name)},
+		siblings:    len(h.codings) > 0 && !incompressible[strings.ToLower(path.Ext(name))],
+	}
+	switch {
+	case h.immutable != nil && h.immutable.MatchString(path.Base(name)):
+		m.cacheControl = []string{ImmutableCacheControl}
+	case h.maxAge != "":
+		m.cacheControl = []string{h.maxAge}
+	}
+	if enc != "" {
+		m.contentEncoding = []string{enc}
+	}
+	return m
 }
 
 // resolve turns the request path into a name relative to the root ("." for
@@ -302,6 +362,14 @@ func (h *Handler) open(name string) (*os.File, error) {
 	return h.root.OpenFile(name, openFlags, 0)
 }
 
+// stat describes a name relative to the root the way open resolves it.
+func (h *Handler) stat(name string) (fs.FileInfo, error) {
+	if h.opts.AllowSymlinksOutside {
+		return os.Stat(filepath.Join(h.dir, filepath.FromSlash(name)))
+	}
+	return h.root.Stat(name)
+}
+
 // openError answers a failed open or stat: 403 for a permission error (as
 // nginx does), 500 for a server-side shortage or I/O error (logged), and
 // 404 for everything else, which includes missing files, escapes from the
@@ -354,7 +422,7 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, name string, 
 		if err == nil {
 			fi, err := f.Stat()
 			if err == nil && fi.Mode().IsRegular() {
-				h.serveFile(w, r, index, f, fi)
+				h.cacheAndServe(w, r, index, f, fi)
 				return
 			}
 			f.Close()
@@ -367,76 +435,145 @@ func (h *Handler) serveDir(w http.ResponseWriter, r *http.Request, name string, 
 	h.serveListing(w, r, d)
 }
 
-// serveFile serves the regular file f (name relative to the root), or a
-// precompressed sibling of it. It closes f.
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo) {
-	hdr := w.Header()
-	ctype := contentType(name)
-	base := path.Base(name)
+// Shared header values (see cachedFile).
+var (
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	nosniff            = []string{"nosniff"}
+	acceptRanges       = []string{"bytes"}
+)
 
-	enc := ""
-	if len(h.codings) > 0 && !incompressible[strings.ToLower(path.Ext(name))] {
+// serveFile serves the file of entry e (name relative to the root), or a
+// precompressed sibling of it. A plain GET or HEAD is answered here; one
+// with a Range or a condition goes through http.ServeContent.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string, e *cachedFile) {
+	hdr := w.Header()
+	if e.siblings {
 		// Vary is a property of the resource, the same for every request,
 		// so it is sent whenever a sibling could be chosen, not only when
 		// one exists: that costs no lookup for clients that accept no
 		// coding.
-		hdr.Add("Vary", "Accept-Encoding")
-		if vf, vfi, c := h.variant(r, name); vf != nil {
-			f.Close()
-			f, fi, enc = vf, vfi, c
+		if _, ok := hdr["Vary"]; ok {
+			hdr.Add("Vary", "Accept-Encoding")
+		} else {
+			hdr["Vary"] = varyAcceptEncoding
+		}
+		if v := h.variant(r, name); v != nil {
+			defer v.release()
+			e = v
 		}
 	}
-	defer f.Close()
-
-	hdr.Set("Content-Type", ctype)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Etag", etag(fi, enc))
-	switch {
-	case h.immutable != nil && h.immutable.MatchString(base):
-		hdr.Set("Cache-Control", ImmutableCacheControl)
-	case h.maxAge != "":
-		hdr.Set("Cache-Control", h.maxAge)
+	hdr["Content-Type"] = e.contentType
+	hdr["X-Content-Type-Options"] = nosniff
+	hdr["Etag"] = e.etag
+	if e.cacheControl != nil {
+		hdr["Cache-Control"] = e.cacheControl
+	}
+	if plainRequest(r) {
+		hdr["Last-Modified"] = e.lastModified
+		hdr["Accept-Ranges"] = acceptRanges
+		hdr["Content-Length"] = e.contentLength
+		if e.contentEncoding != nil {
+			hdr["Content-Encoding"] = e.contentEncoding
+		}
+		if r.Method == http.MethodHead || e.size == 0 {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		corked := cork(r, e.size)
+		w.WriteHeader(http.StatusOK)
+		if corked != nil {
+			defer corked.SetCork(false)
+			// The head waits in the corked socket for the file's first
+			// bytes; without this flush net/http would copy those
+			// bytes itself before handing the rest to sendfile.
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		// The ResponseWriter's ReadFrom reaches the connection, which
+		// sends the Range with sendfile at its own offset.
+		io.Copy(w, e.content())
+		return
 	}
 	if rng := r.Header.Get("Range"); rng != "" && strings.Count(rng, ",") >= h.maxRanges {
 		r = r.Clone(r.Context())
 		r.Header.Del("Range")
 	}
-	if enc != "" {
-		w = &encodingWriter{ResponseWriter: w, enc: enc}
+	if e.contentEncoding != nil {
+		w = &encodingWriter{ResponseWriter: w, enc: e.contentEncoding[0]}
 	}
-	if uncork := cork(r, fi.Size()); uncork != nil {
-		defer uncork()
+	if corked := cork(r, e.size); corked != nil {
+		defer corked.SetCork(false)
 	}
-	// ServeContent does conditionals, Range and HEAD, and copies with
-	// io.CopyN from the *os.File: net/http's ReadFrom then reaches the
-	// connection's sendfile through the io.LimitedReader.
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	// ServeContent does conditionals, Range and HEAD.
+	http.ServeContent(w, r, "", e.modTime, e.content())
 }
 
-// variant opens the precompressed sibling of name to serve for r's
-// Accept-Encoding, if any: the acceptable codings are tried best first, and
-// the first that is a regular file wins.
-func (h *Handler) variant(r *http.Request, name string) (*os.File, fs.FileInfo, string) {
+// plainRequest reports whether r asks for the whole file unconditionally.
+func plainRequest(r *http.Request) bool {
+	hdr := r.Header
+	return hdr["Range"] == nil && hdr["If-None-Match"] == nil && hdr["If-Modified-Since"] == nil &&
+		hdr["If-Match"] == nil && hdr["If-Unmodified-Since"] == nil
+}
+
+// variant returns the cache entry of the precompressed sibling of name to
+// serve for r's Accept-Encoding, if any, with a reference to release: the
+// acceptable codings are tried best first, and the first that is a regular
+// file wins. Missing siblings are remembered in the cache too.
+func (h *Handler) variant(r *http.Request, name string) *cachedFile {
 	ae := r.Header.Get("Accept-Encoding")
 	if ae == "" {
-		return nil, nil, ""
+		return nil
 	}
 	q, identity := acceptQ(ae, h.codings)
 	order, n := candidates(q, identity, len(h.codings))
 	for _, i := range order[:n] {
 		c := h.codings[i]
-		f, err := h.open(name + c.suffix)
-		if err != nil {
+		// The sibling's cache key is its name plus a NUL, which no name
+		// has: a request for app.js.br itself is another response (its
+		// own type, no Content-Encoding).
+		key := name + c.suffix + "\x00"
+		file := key[:len(key)-1]
+		e := h.cache.get(key, func() (fs.FileInfo, error) { return h.stat(file) })
+		if e == nil {
+			e = h.openVariant(name, file, key, c)
+		}
+		if e == nil {
 			continue
 		}
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			f.Close()
+		if e.f == nil {
+			e.release()
 			continue
 		}
-		return f, fi, c.token
+		return e
 	}
-	return nil, nil, ""
+	return nil
+}
+
+// openVariant opens file, the sibling of name for coding c, and caches it
+// under key, or caches its absence; nil when it could not be looked up
+// (not cached).
+func (h *Handler) openVariant(name, file, key string, c coding) *cachedFile {
+	f, err := h.open(file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return h.cache.put(key, &cachedFile{})
+		}
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil
+		}
+		return h.cache.put(key, &cachedFile{})
+	}
+	e, err := newCachedFile(f, fi, h.meta(name, c.token))
+	if err != nil {
+		return nil
+	}
+	return h.cache.put(key, e)
 }
 
 // etag is a strong validator from the file's modification time and size
