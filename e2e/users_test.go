@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,5 +116,81 @@ func TestPreload(t *testing.T) {
 		if w.PostForkIn != pid {
 			t.Errorf("worker %d: post_fork ran in %d", pid, w.PostForkIn)
 		}
+	}
+}
+
+// TestFrontDropsRoot: started as root with every group as nobody, the
+// front gives up root once its listeners are bound, and still does what
+// needs its files and its workers: serves, spools a large body, answers
+// /metrics, reloads on SIGHUP (new workers, spawned without switching),
+// and on SIGTERM leaves no pid file naming it, though the pid file's
+// directory is root's.
+func TestFrontDropsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	pidFile := filepath.Join(t.TempDir(), "whisk.pid") // a 0700 directory of root's
+	admin := whisktest.FreeAddr(t)
+	s := whisktest.Start(t, "--user", "nobody", "--python", systemPython, "--chdir", whisktest.RepoRoot(t),
+		"--processes", "1", "--threads", "2", "--pid-file", pidFile, "--admin-bind", admin,
+		whisktest.App(t, "preload.py"))
+	// Every thread of the front: real, effective, saved and fs ids.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", s.Cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("the front's threads: %v, %v", tasks, err)
+	}
+	wantUID := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d", uid, uid, uid, uid)
+	wantGID := fmt.Sprintf("Gid:\t%d\t%d\t%d\t%d", gid, gid, gid, gid)
+	for _, task := range tasks {
+		status, err := os.ReadFile(task)
+		if err != nil {
+			continue // a thread that ended
+		}
+		if !strings.Contains(string(status), wantUID) || !strings.Contains(string(status), wantGID) {
+			t.Fatalf("%s lacks %q and %q:\n%s", task, wantUID, wantGID, status)
+		}
+	}
+	if !strings.Contains(s.Output.String(), "front runs as the workers' user") {
+		t.Errorf("no log line about dropping root:\n%s", s.Output.String())
+	}
+	first := askWhere(t, s)
+	if first.UID != uid || first.GID != gid || first.User != "nobody" {
+		t.Errorf("worker runs as uid %d gid %d USER %q; want nobody", first.UID, first.GID, first.User)
+	}
+
+	// A body over body_buffer_size goes to the spool directory, which
+	// root made and gave to nobody.
+	req, _ := http.NewRequest("POST", s.URL+"/", bytes.NewReader(bytes.Repeat([]byte("b"), 3<<20)))
+	if resp, body := whisktest.ReadAll(t, s.Do(t, req)); resp.StatusCode != 200 {
+		t.Errorf("POST of 3 MiB: %d %s\n%s", resp.StatusCode, body, s.Output.String())
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := whisktest.ReadAll(t, resp); resp.StatusCode != 200 || !bytes.Contains(body, []byte("process_open_fds")) {
+		t.Errorf("/metrics after dropping root: %d\n%.500s", resp.StatusCode, body)
+	}
+
+	s.Signal(t, syscall.SIGHUP)
+	whisktest.WaitFor(t, 30*time.Second, "a new worker after SIGHUP", func() bool {
+		return askWhere(t, s).PID != first.PID
+	})
+	if w := askWhere(t, s); w.UID != uid || w.User != "nobody" {
+		t.Errorf("worker after reload runs as uid %d USER %q", w.UID, w.User)
+	}
+
+	s.Stop(t)
+	if code := s.Wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d\n%s", code, s.Output.String())
+	}
+	if data, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(data)) != "" {
+		t.Errorf("pid file still names %q after exit", data)
 	}
 }

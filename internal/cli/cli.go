@@ -327,6 +327,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
 
+	// The pid file is written before the app starts (a SIGHUP meanwhile
+	// waits in hups) and before root is given up, while /run is writable.
+	if cfg.Server.PIDFile != "" {
+		if pf, err := writePIDFile(cfg.Server.PIDFile); err != nil {
+			log.Error("pid file not written: `whisk reload` cannot find this server", "pid_file", cfg.Server.PIDFile, "error", err)
+		} else {
+			defer pf.remove(log)
+		}
+	}
+	if err := dropRoot(cfg, tmp, log); err != nil {
+		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
+		srv.Shutdown(context.Background())
+		return exitError
+	}
+
 	startCtx, cancelStart := context.WithCancel(ctx)
 	go func() {
 		select {
@@ -341,13 +356,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return startFailed(stderr, err)
 	}
 	cancelStart()
-	if cfg.Server.PIDFile != "" {
-		if err := writePIDFile(cfg.Server.PIDFile); err != nil {
-			log.Error("pid file not written: `whisk reload` cannot find this server", "pid_file", cfg.Server.PIDFile, "error", err)
-		} else {
-			defer removePIDFile(cfg.Server.PIDFile)
-		}
-	}
 	for _, g := range cfg.Groups {
 		log.Info("group ready", "group", g.Name, "app", g.App, "processes", g.Processes, "threads", g.Threads, "python", g.Python)
 	}
@@ -577,18 +585,94 @@ func reload(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// writePIDFile writes the process id, replacing the file atomically.
-func writePIDFile(path string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+// pidFile is the pid file this process wrote, kept open so that it can be
+// emptied at exit even after root was given up and its directory may no
+// longer be written.
+type pidFile struct {
+	path string
+	f    *os.File
 }
 
-// removePIDFile removes the pid file if it still names this process.
-func removePIDFile(path string) {
-	if data, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(os.Getpid()) {
-		os.Remove(path)
+// writePIDFile writes this process's pid to path (through a rename, so a
+// reader never sees half of it) and keeps the file open.
+func writePIDFile(path string) (*pidFile, error) {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return nil, err
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &pidFile{path: path, f: f}, nil
+}
+
+// remove removes the pid file if it still names this process; when that
+// is not allowed (the front gave up root), it empties it, so that no later
+// `whisk reload` signals a process that reused the pid.
+func (p *pidFile) remove(log *slog.Logger) {
+	defer p.f.Close()
+	buf := make([]byte, 32)
+	n, _ := p.f.ReadAt(buf, 0)
+	if strings.TrimSpace(string(buf[:n])) != strconv.Itoa(os.Getpid()) {
+		return // another whisk wrote its own since
+	}
+	if cur, err := os.Stat(p.path); err == nil {
+		if mine, err := p.f.Stat(); err == nil && os.SameFile(cur, mine) && os.Remove(p.path) == nil {
+			return
+		}
+	}
+	if err := p.f.Truncate(0); err != nil {
+		log.Warn("pid file left behind", "pid_file", p.path, "error", err)
+	}
+}
+
+// dropRoot gives up root once the listeners are bound, the TLS keys read
+// and the log files open, when every group's workers run as one and the
+// same unprivileged user: the front then runs as that user too, as
+// gunicorn --user does, and spawns its workers without switching. The
+// body spool directory is given to the user first (the pid file stays
+// open, see pidFile).
+// With groups of different users (or root workers), the front keeps root
+// to start each group as its user (docs/security.md).
+func dropRoot(cfg *config.Config, spool string, log *slog.Logger) error {
+	acct, err := commonAccount(cfg)
+	if err != nil || acct == nil {
+		return err
+	}
+	if err := os.Chown(spool, int(acct.UID), int(acct.GID)); err != nil {
+		return fmt.Errorf("give %s to %s before dropping root: %w", spool, acct.Name, err)
+	}
+	if err := acct.Become(); err != nil {
+		return fmt.Errorf("drop root: %w", err)
+	}
+	log.Info("front runs as the workers' user from now on", "user", acct.Name, "uid", acct.UID, "gid", acct.GID)
+	return nil
+}
+
+// commonAccount returns the account every group's workers run as, when
+// whisk runs as root and that is one unprivileged identity for all of
+// them; nil otherwise.
+func commonAccount(cfg *config.Config) (*proc.Account, error) {
+	if os.Geteuid() != 0 || len(cfg.Groups) == 0 {
+		return nil, nil
+	}
+	var common *proc.Account
+	for _, g := range cfg.Groups {
+		if g.User == "" {
+			return nil, nil // root workers (allow_root)
+		}
+		acct, err := proc.LookupAccount(g.User, g.UnixGroup)
+		if err != nil {
+			return nil, fmt.Errorf("group %q: %w", g.Name, err)
+		}
+		if acct.UID == 0 || (common != nil && !common.Same(acct)) {
+			return nil, nil
+		}
+		common = acct
+	}
+	return common, nil
 }

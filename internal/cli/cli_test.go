@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -158,7 +159,8 @@ func TestReloadSignals(t *testing.T) {
 	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
 	pidFile := filepath.Join(t.TempDir(), "whisk.pid")
-	if err := writePIDFile(pidFile); err != nil {
+	pf, err := writePIDFile(pidFile)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
@@ -173,7 +175,7 @@ func TestReloadSignals(t *testing.T) {
 	if !strings.Contains(stdout.String(), "sent SIGHUP") {
 		t.Errorf("stdout %q", stdout.String())
 	}
-	removePIDFile(pidFile)
+	pf.remove(slog.New(slog.DiscardHandler))
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("pid file not removed: %v", err)
 	}
@@ -239,5 +241,47 @@ func TestVersionOneLine(t *testing.T) {
 	Run(context.Background(), []string{"version"}, &stdout, &stdout)
 	if out := stdout.String(); strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, ")\n") {
 		t.Errorf("version output %q, want one line \"whisk VERSION (BUILD)\"", out)
+	}
+}
+
+// TestCommonAccount: as root, the front gives up root only when every
+// group runs as one and the same unprivileged identity.
+func TestCommonAccount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: unprivileged, there is no root to give up")
+	}
+	g := func(user, group string) config.Group {
+		return config.Group{Name: "g-" + user + group, User: user, UnixGroup: group}
+	}
+	tests := []struct {
+		name    string
+		groups  []config.Group
+		want    string // user name, "" for nil
+		wantErr string
+	}{
+		{"no groups", nil, "", ""},
+		{"one group", []config.Group{g("nobody", "")}, "nobody", ""},
+		{"two groups, one user", []config.Group{g("nobody", ""), g("nobody", "nogroup")}, "nobody", ""},
+		{"root workers", []config.Group{g("nobody", ""), g("", "")}, "", ""},
+		{"user root", []config.Group{g("root", "")}, "", ""},
+		{"another group", []config.Group{g("nobody", ""), g("nobody", "daemon")}, "", ""},
+		{"another user", []config.Group{g("nobody", ""), g("daemon", "")}, "", ""},
+		{"unknown user", []config.Group{g("no-such-user-whisk", "")}, "", "no such user"},
+	}
+	for _, tt := range tests {
+		acct, err := commonAccount(&config.Config{Groups: tt.groups})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		got := ""
+		if acct != nil {
+			got = acct.Name
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
+		}
 	}
 }

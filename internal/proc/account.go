@@ -131,3 +131,35 @@ func (a *Account) env() []string {
 	}
 	return []string{"HOME=" + a.Home, "USER=" + a.Name, "LOGNAME=" + a.Name}
 }
+
+// Same reports whether a and b are the same identity: user, group and
+// supplementary groups.
+func (a *Account) Same(b *Account) bool {
+	return a != nil && b != nil && a.UID == b.UID && a.GID == b.GID && slices.Equal(a.Groups, b.Groups)
+}
+
+// Become switches the calling process, every thread of it, to a for good:
+// supplementary groups, then group, then user (real, effective and saved
+// ids), so that it cannot regain root. Only root can; the front uses it to
+// give up root once its listeners are bound, when every group's workers
+// run as a (workers it spawns later inherit the identity instead of
+// switching to it).
+func (a *Account) Become() error {
+	groups := make([]int, len(a.Groups))
+	for i, g := range a.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("become %s: setgroups: %w", a.Name, err)
+	}
+	if err := syscall.Setresgid(int(a.GID), int(a.GID), int(a.GID)); err != nil {
+		return fmt.Errorf("become %s: setresgid %d: %w", a.Name, a.GID, err)
+	}
+	if err := syscall.Setresuid(int(a.UID), int(a.UID), int(a.UID)); err != nil {
+		return fmt.Errorf("become %s: setresuid %d: %w", a.Name, a.UID, err)
+	}
+	if os.Getuid() != int(a.UID) || os.Geteuid() != int(a.UID) || os.Getegid() != int(a.GID) {
+		return fmt.Errorf("become %s: still uid %d/%d gid %d after setresuid", a.Name, os.Getuid(), os.Geteuid(), os.Getegid())
+	}
+	return nil
+}
