@@ -2,9 +2,10 @@
 # The whole test suite: what the README's test command and .ci/run run.
 # It sets up what the tests need by itself (the test virtualenv with pinned
 # Django and Flask from PyPI; Debian's chromium, installed with apt-get as
-# root when missing, for the status page test), then runs vet, gofmt, the Go
-# tests with the race detector, the Python runtime's tests under two
-# interpreters, and each fuzz target briefly. FUZZ (default 200000x; 3000x for the end-to-end
+# root when missing, for the status page test; pebble, Let's Encrypt's ACME
+# test server, built pinned into .cache/bin, for the ACME tests), then runs
+# vet, gofmt, the Go tests with the race detector, the Python runtime's tests
+# under two interpreters, and each fuzz target briefly. FUZZ (default 200000x; 3000x for the end-to-end
 # targets, which drive a real server) sets each target's budget as a number
 # of executions: a wall-clock -fuzztime races Go 1.26's fuzz coordinator at
 # the deadline and fails with a bare "context deadline exceeded"
@@ -31,6 +32,16 @@ export WHISK_TEST_VENV
 step "headless chromium (the status page test renders the page)"
 WHISK_TEST_CHROMIUM=$(scripts/chromium.sh | tail -n 1)
 export WHISK_TEST_CHROMIUM
+
+step "pebble ACME test server (the ACME tests get certificates from it)"
+pebble_version=v2.10.1
+bin=$PWD/.cache/bin
+if [ ! -x "$bin/pebble" ] || [ ! -x "$bin/pebble-challtestsrv" ]; then
+  GOBIN=$bin go install \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$pebble_version"
+fi
+export WHISK_TEST_PEBBLE=$bin/pebble WHISK_TEST_CHALLTESTSRV=$bin/pebble-challtestsrv
 
 step "python runtime tests"
 for py in python3 /usr/bin/python3; do

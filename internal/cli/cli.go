@@ -10,10 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -336,7 +338,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			defer pf.remove(log)
 		}
 	}
-	if err := dropRoot(cfg, tmp, log); err != nil {
+	if err := dropRoot(cfg, []string{tmp, srv.ACMECache(cfg)}, log); err != nil {
 		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
 		srv.Shutdown(context.Background())
 		return exitError
@@ -634,17 +636,29 @@ func (p *pidFile) remove(log *slog.Logger) {
 // and the log files open, when every group's workers run as one and the
 // same unprivileged user: the front then runs as that user too, as
 // gunicorn --user does, and spawns its workers without switching. The
-// body spool directory is given to the user first (the pid file stays
-// open, see pidFile).
+// directories it keeps writing to (the body spool, the ACME cache; ""
+// entries are skipped) are given to the user first, with what they hold;
+// the pid file stays open instead (see pidFile).
 // With groups of different users (or root workers), the front keeps root
 // to start each group as its user (docs/security.md).
-func dropRoot(cfg *config.Config, spool string, log *slog.Logger) error {
+func dropRoot(cfg *config.Config, dirs []string, log *slog.Logger) error {
 	acct, err := commonAccount(cfg)
 	if err != nil || acct == nil {
 		return err
 	}
-	if err := os.Chown(spool, int(acct.UID), int(acct.GID)); err != nil {
-		return fmt.Errorf("give %s to %s before dropping root: %w", spool, acct.Name, err)
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, int(acct.UID), int(acct.GID))
+		})
+		if err != nil {
+			return fmt.Errorf("give %s to %s before dropping root: %w", dir, acct.Name, err)
+		}
 	}
 	if err := acct.Become(); err != nil {
 		return fmt.Errorf("drop root: %w", err)

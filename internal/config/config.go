@@ -77,6 +77,18 @@ type Server struct {
 	// HSTSMaxAge, when positive, adds Strict-Transport-Security to HTTPS
 	// responses.
 	HSTSMaxAge time.Duration `whisk:"hsts_max_age"`
+	// ACMEHosts are the host names whose certificates come from the ACME
+	// CA at ACMEDirectory (internal/acme).
+	ACMEHosts []string `whisk:"acme_hosts"`
+	// ACMEEmail is the ACME account's contact address; optional.
+	ACMEEmail string `whisk:"acme_email"`
+	// ACMEDirectory is the CA's directory URL; "" means Let's Encrypt.
+	ACMEDirectory string `whisk:"acme_directory"`
+	// ACMECache is where the ACME account key and certificates are kept;
+	// "" means ACMECacheDir's default.
+	ACMECache string `whisk:"acme_cache"`
+	// ACMECACert is a PEM file of CAs trusted for HTTPS to ACMEDirectory.
+	ACMECACert string `whisk:"acme_ca_cert"`
 	// ProxyProtocol accepts a PROXY protocol (v1 or v2) header on bind and
 	// tls_bind connections from forwarded_allow_ips peers.
 	ProxyProtocol bool `whisk:"proxy_protocol"`

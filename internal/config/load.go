@@ -326,7 +326,7 @@ func (l *loader) set(target reflect.Value, name, text string, whole bool, o orig
 // directory in the file and to the working directory on the command line.
 var pathSettings = map[string]bool{
 	"python": true, "python_path": true, "chdir": true, "app": true,
-	"access_log": true, "pid_file": true, "static": true, "tls_cert": true, "tls_key": true, "tls_bind": true, "x_sendfile": true, "x_accel_redirect": true, "bind": true, "admin_bind": true, "health_bind": true,
+	"access_log": true, "pid_file": true, "static": true, "tls_cert": true, "tls_key": true, "acme_cache": true, "acme_ca_cert": true, "tls_bind": true, "x_sendfile": true, "x_accel_redirect": true, "bind": true, "admin_bind": true, "health_bind": true,
 }
 
 func (l *loader) resolvePaths(name string, f reflect.Value, base string) {

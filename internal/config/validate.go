@@ -2,8 +2,10 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/user"
 	"strconv"
@@ -321,12 +323,45 @@ func (l *loader) validateSites(c *Config) {
 			}
 		}
 	}
-	if len(c.Server.TLSBind) > 0 && !certs {
-		l.errorf(l.where("tls_bind"), "HTTPS listeners need a certificate: set tls_cert and tls_key (or a site's)")
+	if len(c.Server.TLSBind) > 0 && !certs && len(c.Server.ACMEHosts) == 0 {
+		l.errorf(l.where("tls_bind"), "HTTPS listeners need a certificate: set tls_cert and tls_key (or a site's), or acme_hosts")
 	}
+	l.checkACME(&c.Server)
 	for _, g := range c.Groups {
 		if c.Sites != nil && !groups[g.Name] {
 			l.errorf(l.fileOrigin("groups."+g.Name, ""), "group %q is not mounted by any site: add { path = \"/...\", group = %q } to a site's mounts, or remove the group", g.Name, g.Name)
+		}
+	}
+}
+
+// checkACME checks the acme_* settings.
+func (l *loader) checkACME(s *Server) {
+	for _, h := range s.ACMEHosts {
+		switch {
+		case strings.Contains(h, "*"):
+			l.errorf(l.where("acme_hosts"), "%q: an ACME CA issues no wildcard certificate through the TLS-ALPN-01 and HTTP-01 checks whisk answers: list each name, or use tls_cert for the wildcard", h)
+		case net.ParseIP(strings.Trim(h, "[]")) != nil:
+			l.errorf(l.where("acme_hosts"), "%q: an ACME CA issues certificates for host names, not IP addresses", h)
+		case checkHost(h) != nil || strings.Contains(h, ":"):
+			l.errorf(l.where("acme_hosts"), "%q: want a host name like \"example.com\" (no port)", h)
+		}
+	}
+	if len(s.ACMEHosts) > 0 && len(s.TLSBind) == 0 {
+		l.errorf(l.where("acme_hosts"), "ACME certificates are for HTTPS listeners: set tls_bind (like \"[::]:443\", the port the CA checks)")
+	}
+	if d := s.ACMEDirectory; d != "" {
+		if u, err := url.Parse(d); err != nil || u.Scheme != "https" || u.Host == "" {
+			l.errorf(l.where("acme_directory"), "%q: want the CA's https:// directory URL, like https://acme-v02.api.letsencrypt.org/directory", d)
+		}
+	}
+	if e := s.ACMEEmail; e != "" && !strings.Contains(e, "@") {
+		l.errorf(l.where("acme_email"), "%q: want an email address", e)
+	}
+	if f := s.ACMECACert; f != "" {
+		if data, err := os.ReadFile(f); err != nil {
+			l.errorf(l.where("acme_ca_cert"), "%v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(data) {
+			l.errorf(l.where("acme_ca_cert"), "%s: no PEM certificate in it", f)
 		}
 	}
 }

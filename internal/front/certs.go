@@ -130,14 +130,31 @@ func (s *CertSet) Certificate(name string) *tls.Certificate {
 
 // Certs serves the certificates of the HTTPS listeners: one CertSet at a
 // time, swapped atomically on reload, so a handshake sees either the old
-// set or the new one.
+// set or the new one; and, with an ACME source, the certificates of its
+// hosts.
 type Certs struct {
-	cur atomic.Pointer[CertSet]
+	cur  atomic.Pointer[CertSet]
+	acme ACME // nil: none
 }
 
-// NewCerts returns a Certs serving set.
-func NewCerts(set *CertSet) *Certs {
-	c := &Certs{}
+// ACME is a source of certificates obtained from an ACME CA for some
+// host names (internal/acme.Manager).
+type ACME interface {
+	// Handles reports whether name (SNI) is one of its hosts.
+	Handles(name string) bool
+	// GetCertificate returns the certificate for a handshake naming one
+	// of its hosts, and answers TLS-ALPN-01 challenges.
+	GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+// acmeALPN is the ALPN protocol of the ACME TLS-ALPN-01 challenge (RFC
+// 8737): a connection that negotiates it only carries the handshake.
+const acmeALPN = "acme-tls/1"
+
+// NewCerts returns a Certs serving set (nil: none, when acme serves every
+// host) and, for acme's hosts, acme (nil: none).
+func NewCerts(set *CertSet, acme ACME) *Certs {
+	c := &Certs{acme: acme}
 	c.cur.Store(set)
 	return c
 }
@@ -148,9 +165,12 @@ func (c *Certs) Swap(set *CertSet) { c.cur.Store(set) }
 // GetCertificate picks the certificate for a handshake by its server name;
 // it is a tls.Config.GetCertificate.
 func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c.acme != nil && (c.acme.Handles(hello.ServerName) || slices.Contains(hello.SupportedProtos, acmeALPN)) {
+		return c.acme.GetCertificate(hello)
+	}
 	set := c.cur.Load()
 	if set == nil {
-		return nil, errors.New("no certificate loaded")
+		return nil, fmt.Errorf("no certificate for %q: not in acme_hosts, and no tls_cert", hello.ServerName)
 	}
 	return set.Certificate(hello.ServerName), nil
 }
@@ -158,11 +178,16 @@ func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 // TLSConfig returns whisk's server TLS settings with certificates from c:
 // TLS 1.2 and 1.3 (1.3 preferred by the handshake itself), Go's default
 // cipher suites and curves, session tickets on (keys rotated by crypto/tls),
-// and ALPN offering HTTP/2 then HTTP/1.1.
+// and ALPN offering HTTP/2 then HTTP/1.1, plus the ACME challenge's
+// protocol when c has an ACME source.
 func (c *Certs) TLSConfig() *tls.Config {
+	protos := []string{"h2", "http/1.1"}
+	if c.acme != nil {
+		protos = append(protos, acmeALPN)
+	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"h2", "http/1.1"},
+		NextProtos:     protos,
 		GetCertificate: c.GetCertificate,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,7 +96,7 @@ func TestCertsReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certs := NewCerts(set)
+	certs := NewCerts(set, nil)
 	serial := func() string {
 		c, err := certs.GetCertificate(&tls.ClientHelloInfo{ServerName: "one.test"})
 		if err != nil {
@@ -125,5 +126,63 @@ func TestCertsReload(t *testing.T) {
 	certs.Swap(set)
 	if got := serial(); got == before {
 		t.Errorf("after the swap the store still serves serial %s", got)
+	}
+}
+
+// fakeACME hands out one certificate for its hosts and counts the calls.
+type fakeACME struct {
+	hosts map[string]bool
+	cert  *tls.Certificate
+	calls int
+}
+
+func (f *fakeACME) Handles(name string) bool { return f.hosts[name] }
+func (f *fakeACME) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	f.calls++
+	return f.cert, nil
+}
+
+// TestCertsACME: a handshake for an ACME host, or an ACME CA's TLS-ALPN-01
+// check, goes to the ACME source; other names get the loaded certificates,
+// or an error naming the host when there are none; the ALPN offer carries
+// the challenge protocol only with ACME.
+func TestCertsACME(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := whisktest.Cert(t, dir, "static.test")
+	set, err := LoadCerts([]CertPair{{Name: "tls_cert", Default: true, CertFile: certFile, KeyFile: keyFile}}, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeCert := &tls.Certificate{}
+	fake := &fakeACME{hosts: map[string]bool{"acme.test": true}, cert: acmeCert}
+	certs := NewCerts(set, fake)
+	for _, tt := range []struct {
+		hello    tls.ClientHelloInfo
+		wantACME bool
+	}{
+		{tls.ClientHelloInfo{ServerName: "acme.test"}, true},
+		{tls.ClientHelloInfo{ServerName: "acme.test", SupportedProtos: []string{acmeALPN}}, true},
+		{tls.ClientHelloInfo{ServerName: "other.test", SupportedProtos: []string{acmeALPN}}, true},
+		{tls.ClientHelloInfo{ServerName: "static.test"}, false},
+		{tls.ClientHelloInfo{ServerName: ""}, false},
+	} {
+		before := fake.calls
+		c, err := certs.GetCertificate(&tt.hello)
+		if err != nil {
+			t.Fatalf("%+v: %v", tt.hello, err)
+		}
+		if gotACME := c == acmeCert && fake.calls == before+1; gotACME != tt.wantACME {
+			t.Errorf("%q %v: from ACME %v, want %v", tt.hello.ServerName, tt.hello.SupportedProtos, gotACME, tt.wantACME)
+		}
+	}
+	if !slices.Contains(certs.TLSConfig().NextProtos, acmeALPN) {
+		t.Errorf("ALPN %v lacks %s with ACME", certs.TLSConfig().NextProtos, acmeALPN)
+	}
+	if slices.Contains(NewCerts(set, nil).TLSConfig().NextProtos, acmeALPN) {
+		t.Error("ALPN offers the ACME challenge without ACME")
+	}
+	onlyACME := NewCerts(nil, fake)
+	if _, err := onlyACME.GetCertificate(&tls.ClientHelloInfo{ServerName: "other.test"}); err == nil || !strings.Contains(err.Error(), "other.test") {
+		t.Errorf("a name outside acme_hosts with no tls_cert: %v, want an error naming it", err)
 	}
 }

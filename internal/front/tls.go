@@ -131,6 +131,12 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	}
 	raw.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
+	if state.NegotiatedProtocol == acmeALPN {
+		// An ACME CA checking the TLS-ALPN-01 challenge: the handshake
+		// was the answer.
+		tc.Close()
+		return
+	}
 	var c net.Conn = tc
 	if state.NegotiatedProtocol != "h2" {
 		c = &guardedTLSConn{Conn: framing.NewConn(tc, l.guard), state: state}

@@ -58,7 +58,7 @@ func startTLSFront(t *testing.T, h2c bool) *tlsFront {
 	f.srv, err = New(Config{
 		Binds:             []string{"127.0.0.1:0"},
 		TLSBinds:          []string{"127.0.0.1:0"},
-		Certs:             NewCerts(set),
+		Certs:             NewCerts(set, nil),
 		H2C:               h2c,
 		Handler:           handler,
 		ReadHeaderTimeout: 2 * time.Second,
@@ -296,7 +296,7 @@ func TestTLSInheritedAndUnix(t *testing.T) {
 		Inherited:      in,
 		ServeInherited: true,
 		TLSBinds:       []string{tlsAddr, "unix:" + sock},
-		Certs:          NewCerts(set),
+		Certs:          NewCerts(set, nil),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s tls=%v", r.Proto, r.TLS != nil)
 		}),

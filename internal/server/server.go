@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/whiskserver/whisk/internal/accesslog"
+	"github.com/whiskserver/whisk/internal/acme"
 	"github.com/whiskserver/whisk/internal/app"
 	"github.com/whiskserver/whisk/internal/compress"
 	"github.com/whiskserver/whisk/internal/config"
@@ -68,7 +69,8 @@ type Server struct {
 	deps   Deps
 	front  *front.Server
 	routes *route.Switch
-	certs  *front.Certs // the HTTPS certificates (tls.go); nil without tls_bind
+	certs  *front.Certs  // the HTTPS certificates (tls.go); nil without tls_bind
+	acme   *acme.Manager // ACME certificates (tls.go); nil without acme_hosts
 
 	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 
@@ -139,10 +141,8 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		done = append(done, accesslog.New(deps.AccessLog, format).Log)
 	}
 	done = append(done, s.obs.Observe)
-	if set, err := s.loadCerts(cfg); err != nil {
+	if err := s.openCerts(cfg); err != nil {
 		return nil, err
-	} else if set != nil {
-		s.certs = front.NewCerts(set)
 	}
 	// The admin listeners open first: they serve /healthz while the groups start.
 	if err := s.openAdmin(cfg); err != nil {
@@ -160,7 +160,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 			Header: cfg.Server.RequestIDHeader,
 			Trust:  trust,
 			Done:   done,
-		}, front.HTTPS(s.routes, httpsOptions(cfg))),
+		}, s.acmeChallenges(front.HTTPS(s.routes, httpsOptions(cfg)))),
 		TLSBinds:          cfg.Server.TLSBind,
 		Certs:             s.certs,
 		H2C:               cfg.Server.H2C,
@@ -253,6 +253,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	s.swapCerts(certs)
+	s.swapACMEHosts(cfg)
 	return nil
 }
 
@@ -346,6 +347,11 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 	changed("h2c", was.H2C != now.H2C)
 	changed("redirect_https", was.RedirectHTTPS != now.RedirectHTTPS)
 	changed("hsts_max_age", was.HSTSMaxAge != now.HSTSMaxAge)
+	changed("acme_email", was.ACMEEmail != now.ACMEEmail)
+	changed("acme_directory", was.ACMEDirectory != now.ACMEDirectory)
+	changed("acme_cache", was.ACMECache != now.ACMECache)
+	changed("acme_ca_cert", was.ACMECACert != now.ACMECACert)
+	changed("acme_hosts (turned on or off)", (len(was.ACMEHosts) == 0) != (len(now.ACMEHosts) == 0))
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,

@@ -2,8 +2,12 @@ package server
 
 import (
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/whiskserver/whisk/internal/acme"
 	"github.com/whiskserver/whisk/internal/config"
 	"github.com/whiskserver/whisk/internal/front"
 )
@@ -33,12 +37,89 @@ func certPairs(cfg *config.Config) []front.CertPair {
 }
 
 // loadCerts reads the certificates of cfg; nil when it has no HTTPS
-// listener.
+// listener, or only ACME certificates.
 func (s *Server) loadCerts(cfg *config.Config) (*front.CertSet, error) {
-	if len(cfg.Server.TLSBind) == 0 {
+	pairs := certPairs(cfg)
+	if len(cfg.Server.TLSBind) == 0 || (len(pairs) == 0 && len(cfg.Server.ACMEHosts) > 0) {
 		return nil, nil
 	}
-	return front.LoadCerts(certPairs(cfg), s.deps.Log)
+	return front.LoadCerts(pairs, s.deps.Log)
+}
+
+// openCerts loads the certificates of cfg and starts its ACME manager,
+// for the HTTPS listeners; nothing without tls_bind.
+func (s *Server) openCerts(cfg *config.Config) error {
+	if len(cfg.Server.TLSBind) == 0 {
+		return nil
+	}
+	set, err := s.loadCerts(cfg)
+	if err != nil {
+		return err
+	}
+	var source front.ACME
+	if hosts := cfg.Server.ACMEHosts; len(hosts) > 0 {
+		dir := cfg.Server.ACMECache
+		if dir == "" {
+			dir = ACMECacheDir()
+		}
+		s.acme, err = acme.New(acme.Config{
+			Hosts:     hosts,
+			Directory: cfg.Server.ACMEDirectory,
+			Email:     cfg.Server.ACMEEmail,
+			Cache:     dir,
+			CACert:    cfg.Server.ACMECACert,
+		})
+		if err != nil {
+			return err
+		}
+		source = s.acme
+		directory := cfg.Server.ACMEDirectory
+		if directory == "" {
+			directory = acme.LetsEncrypt
+		}
+		s.deps.Log.Info("TLS certificates from ACME", "hosts", strings.Join(s.acme.Hosts(), ","), "directory", directory, "cache", dir)
+	}
+	s.certs = front.NewCerts(set, source)
+	return nil
+}
+
+// ACMECacheDir is acme_cache's default: /var/lib/whisk/acme for root,
+// else whisk/acme in the user's cache directory.
+func ACMECacheDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/whisk/acme"
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "whisk", "acme")
+	}
+	return filepath.Join(os.TempDir(), "whisk-acme")
+}
+
+// ACMECache returns the ACME cache directory in use; "" without ACME.
+func (s *Server) ACMECache(cfg *config.Config) string {
+	if s.acme == nil {
+		return ""
+	}
+	if cfg.Server.ACMECache != "" {
+		return cfg.Server.ACMECache
+	}
+	return ACMECacheDir()
+}
+
+// acmeChallenges answers the ACME CA's HTTP-01 challenges ahead of next
+// (before the redirect to HTTPS); next alone without ACME.
+func (s *Server) acmeChallenges(next http.Handler) http.Handler {
+	if s.acme == nil {
+		return next
+	}
+	return s.acme.HTTPHandler(next)
+}
+
+// swapACMEHosts gives the ACME manager the acme_hosts of cfg (reload).
+func (s *Server) swapACMEHosts(cfg *config.Config) {
+	if s.acme != nil && len(cfg.Server.ACMEHosts) > 0 {
+		s.acme.SetHosts(cfg.Server.ACMEHosts)
+	}
 }
 
 // httpsOptions returns the redirect and HSTS settings of cfg. The redirect
