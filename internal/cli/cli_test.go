@@ -96,6 +96,8 @@ func TestEveryFlagLoads(t *testing.T) {
 		"body_buffer_size": "64K", "log_format": "json", "access_log_format": "json", "admin_bind": "127.0.0.1:0",
 		"health_bind": "unix:" + filepath.Join(dir, "health.sock"), "forwarded_allow_ips": "10.0.0.0/8", "request_id_header": "X-Trace",
 		"static": "/static/=" + dir, "x_sendfile": dir, "x_accel_redirect": "/protected/=" + dir,
+		"acme_hosts": "example.com", "acme_email": "ops@example.com", "acme_directory": "https://acme.example.net/dir",
+		"acme_cache": dir, "acme_ca_cert": cert,
 	}
 	for _, s := range config.Settings {
 		v, ok := values[s.Name]
@@ -106,6 +108,8 @@ func TestEveryFlagLoads(t *testing.T) {
 		switch s.Name {
 		case "tls_bind", "tls_cert", "tls_key": // they go together
 			args = append(args, "--tls-cert", cert, "--tls-key", key)
+		case "acme_hosts": // for HTTPS listeners
+			args = append(args, "--tls-bind", "127.0.0.1:0")
 		}
 		if s.Switch() {
 			args = append(args, "--"+s.Flag())
