@@ -323,6 +323,7 @@ class Channel:
                 head = encode_head(self.status, self.headers)
                 size = len(body)
                 if size <= SMALL and size <= self.credit and len(head) < HEAD_MAX:
+                    self.quiesce()
                     self.conn.send(b"".join((
                         _pack_u32(VERSION, RESPONSE, END_STREAM, stream, 4 + len(head) + size, len(head)),
                         head, body)))
@@ -395,6 +396,17 @@ class Channel:
                                       "".join(traceback.format_list(stack[start:] or stack)).rstrip("\n")))
             _set_async_exc(self.tid, RequestTimeout)
 
+    def quiesce(self) -> None:
+        """Before the frame that ends the stream: from here on no RequestTimeout
+        is raised in this thread (the watcher stops looking, and one already
+        pending is dropped), so a timeout never follows the end of a stream
+        with an ABORT. One raised before this point still ends the stream
+        with ABORT, since nothing ended it yet."""
+        if self.running:
+            self.running = 0
+            if self.interrupted:
+                self.settle()
+
     def settle(self) -> None:
         """After an interrupted call: drop the RequestTimeout if still pending."""
         with self.lock:  # waits for interrupt to finish
@@ -445,6 +457,8 @@ class Channel:
         credit and the frame size limit require; end=END_STREAM ends the stream."""
         if self.cancelled:
             raise ClientDisconnected("the request was cancelled")
+        if end:
+            self.quiesce()
         conn = self.conn
         size = len(data)
         if size > SMALL:
@@ -509,6 +523,7 @@ class Channel:
             head = encode_head(self.status, self.headers)
             self.conn.send(_pack_u32(VERSION, RESPONSE, 0, self.stream, 4 + len(head), len(head)) + head)
             self.head_sent = True
+        self.quiesce()
         self.conn.send_fd(frame(FILE, END_STREAM, self.stream, FILE_RANGE.pack(offset, count)), fd)
         self.open = False
         return True
