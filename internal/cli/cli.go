@@ -176,6 +176,7 @@ func parseSettings(cmd string, args []string, stdout, stderr io.Writer) (config.
 	opts := config.Options{Environ: os.Environ(), NumCPU: runtime.NumCPU(), Root: os.Geteuid() == 0}
 	if u, err := user.Current(); err == nil {
 		opts.CurrentUser = u.Username
+		opts.CurrentUID = u.Uid
 	}
 	out := stderr
 	for _, a := range args {

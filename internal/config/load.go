@@ -29,9 +29,11 @@ type Options struct {
 	App string
 	// NumCPU is the default number of processes.
 	NumCPU int
-	// Root says whisk runs as root; CurrentUser is the user it runs as.
+	// Root says whisk runs as root; CurrentUser is the user it runs as,
+	// CurrentUID its numeric id.
 	Root        bool
 	CurrentUser string
+	CurrentUID  string
 	// NoFile ignores whisk.toml and pyproject.toml when File is empty.
 	NoFile bool
 }

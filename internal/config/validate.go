@@ -219,21 +219,34 @@ func (l *loader) validateUser(g *Group) {
 		l.errorf(l.groupWhere(g, "group"), "group %q without user: set user too", g.UnixGroup)
 	case g.User == "" && l.opts.Root && !g.AllowRoot:
 		l.errorf(l.groupWhere(g, "user"), "whisk runs as root and group %q sets no user: set user = \"www-data\" (--user www-data) for its workers, or allow_root = true (--allow-root) to run them as root on purpose", g.Name)
-	case g.User == "root" && !g.AllowRoot:
-		l.errorf(l.groupWhere(g, "user"), "user = \"root\" runs the workers as root: set allow_root = true (--allow-root) if you mean it, or name an unprivileged user")
-	case g.User != "" && !l.opts.Root && g.User != l.opts.CurrentUser:
+	case (g.User == "root" || g.User == "0") && !g.AllowRoot:
+		l.errorf(l.groupWhere(g, "user"), "user = %q runs the workers as root: set allow_root = true (--allow-root) if you mean it, or name an unprivileged user", g.User)
+	case g.User != "" && !l.opts.Root && g.User != l.opts.CurrentUser && (l.opts.CurrentUID == "" || g.User != l.opts.CurrentUID):
 		l.errorf(l.groupWhere(g, "user"), "%q: switching to another user needs whisk to run as root; run whisk as root or as %s, or remove user", g.User, g.User)
 	}
-	if g.User != "" {
+	if g.User != "" && !isID(g.User) {
+		// A numeric id needs no passwd entry (containers run with
+		// arbitrary uids); then group is required (proc.LookupAccount).
 		if _, err := user.Lookup(g.User); err != nil {
 			l.errorf(l.groupWhere(g, "user"), "%q: no such user: create it (useradd --system %s) or fix the name", g.User, g.User)
 		}
 	}
-	if g.UnixGroup != "" {
+	if isID(g.User) && g.UnixGroup == "" {
+		if _, err := user.LookupId(g.User); err != nil {
+			l.errorf(l.groupWhere(g, "user"), "%q: no passwd entry for this uid, so no primary group: set group too (a name, or a numeric gid)", g.User)
+		}
+	}
+	if g.UnixGroup != "" && !isID(g.UnixGroup) {
 		if _, err := user.LookupGroup(g.UnixGroup); err != nil {
 			l.errorf(l.groupWhere(g, "group"), "%q: no such group: create it (groupadd --system %s) or fix the name", g.UnixGroup, g.UnixGroup)
 		}
 	}
+}
+
+// isID reports whether s is a numeric user or group id.
+func isID(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
 }
 
 // validateSites checks hosts and mounts, normalises mount paths, and checks

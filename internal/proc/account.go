@@ -33,6 +33,9 @@ func LookupAccount(userName, groupName string) (*Account, error) {
 	u, err := user.Lookup(userName)
 	if isNumber(userName) && errors.As(err, new(user.UnknownUserError)) {
 		u, err = user.LookupId(userName)
+		if errors.As(err, new(user.UnknownUserIdError)) {
+			return numericAccount(userName, groupName)
+		}
 	}
 	if err != nil {
 		if errors.As(err, new(user.UnknownUserError)) || errors.As(err, new(user.UnknownUserIdError)) {
@@ -75,6 +78,32 @@ func LookupAccount(userName, groupName string) (*Account, error) {
 	a.Groups = append(a.Groups, a.GID)
 	slices.Sort(a.Groups)
 	a.Groups = slices.Compact(a.Groups)
+	return a, nil
+}
+
+// numericAccount is the account of a numeric user id that has no passwd
+// entry, as containers run with (an arbitrary uid): its group must be
+// given, since there is no primary group to take; HOME is "/".
+func numericAccount(uid, groupName string) (*Account, error) {
+	if groupName == "" {
+		return nil, fmt.Errorf("user %q has no passwd entry, so no primary group: set group too (a name, or a numeric gid)", uid)
+	}
+	g, err := user.LookupGroup(groupName)
+	gid := groupName
+	switch {
+	case err == nil:
+		gid = g.Gid
+	case !isNumber(groupName):
+		return nil, fmt.Errorf("group %q: no such group: create it (groupadd --system %s) or fix `group`", groupName, groupName)
+	}
+	a := &Account{Name: uid, Home: "/"}
+	if a.UID, err = parseID(uid); err == nil {
+		a.GID, err = parseID(gid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", uid, err)
+	}
+	a.Groups = []uint32{a.GID}
 	return a, nil
 }
 

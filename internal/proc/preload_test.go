@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -486,9 +487,31 @@ func TestLookupAccount(t *testing.T) {
 	if err == nil && (withGroup.GID == nobody.GID || !slices.Contains(withGroup.Groups, withGroup.GID) || !slices.Contains(withGroup.Groups, nobody.GID)) {
 		t.Errorf("nobody with group daemon = %+v: want daemon's gid, in the groups with nobody's own", withGroup)
 	}
+	// A numeric uid with no passwd entry (a container's arbitrary uid)
+	// takes the group it is given, numeric or by name.
+	const noEntry = "4242424"
+	if _, err := user.LookupId(noEntry); err == nil {
+		t.Fatalf("uid %s has a passwd entry here; pick another", noEntry)
+	}
+	for _, tt := range []struct {
+		group string
+		gid   uint32
+	}{{"4242425", 4242425}, {"nogroup", 65534}} {
+		if tt.group == "nogroup" {
+			if g, err := user.LookupGroup("nogroup"); err != nil || g.Gid != "65534" {
+				continue
+			}
+		}
+		a, err := LookupAccount(noEntry, tt.group)
+		if err != nil || a.UID != 4242424 || a.GID != tt.gid || !slices.Equal(a.Groups, []uint32{tt.gid}) || a.Home != "/" || a.Name != noEntry {
+			t.Errorf("LookupAccount(%s, %s) = %+v, %v", noEntry, tt.group, a, err)
+		}
+	}
 	for _, tt := range []struct{ user, group, want string }{
 		{"no-such-user-whisk", "", "user \"no-such-user-whisk\": no such user: create it (useradd --system no-such-user-whisk) or fix `user`"},
 		{"nobody", "no-such-group-whisk", "group \"no-such-group-whisk\": no such group: create it (groupadd --system no-such-group-whisk) or fix `group`"},
+		{noEntry, "", "user \"4242424\" has no passwd entry, so no primary group: set group too (a name, or a numeric gid)"},
+		{noEntry, "no-such-group-whisk", "group \"no-such-group-whisk\": no such group: create it (groupadd --system no-such-group-whisk) or fix `group`"},
 	} {
 		if _, err := LookupAccount(tt.user, tt.group); err == nil || err.Error() != tt.want {
 			t.Errorf("LookupAccount(%q, %q) = %v, want %q", tt.user, tt.group, err, tt.want)
