@@ -259,13 +259,14 @@ type acmeEnv struct {
 // that is off is checked on a port nothing listens on, so it fails.
 func newACMEEnv(t testing.TB, pebbleBin, dnsAddr string, alpn, http01 bool) *acmeEnv {
 	t.Helper()
-	e := &acmeEnv{plainAddr: whisktest.FreeAddr(t), tlsAddr: whisktest.FreeAddr(t), cache: filepath.Join(t.TempDir(), "acme")}
+	addrs := []string{whisktest.FreeAddr(t), whisktest.FreeAddr(t), whisktest.FreeAddr(t)} // whisk's two, and one nothing listens on
+	e := &acmeEnv{plainAddr: addrs[0], tlsAddr: addrs[1], cache: filepath.Join(t.TempDir(), "acme")}
 	httpPort, tlsPort := port(t, e.plainAddr), port(t, e.tlsAddr)
 	if !alpn {
-		tlsPort = port(t, whisktest.FreeAddr(t))
+		tlsPort = port(t, addrs[2])
 	}
 	if !http01 {
-		httpPort = port(t, whisktest.FreeAddr(t))
+		httpPort = port(t, addrs[2])
 	}
 	e.pebble = startPebble(t, pebbleBin, dnsAddr, httpPort, tlsPort)
 	return e

@@ -117,16 +117,38 @@ func App(t testing.TB, name string) string {
 	return filepath.Join(RepoRoot(t), "testdata", "apps", name)
 }
 
-// FreeAddr returns a loopback TCP address that was free a moment ago.
+// handedOut holds the ports FreeAddr returned in this test process: the
+// kernel may pick a just-released port again, and two addresses of one
+// test (a server's bind and its admin_bind, pebble's two listeners) must
+// not be the same.
+var handedOut struct {
+	sync.Mutex
+	ports map[string]bool
+}
+
+// FreeAddr returns a loopback TCP address that was free a moment ago and
+// that no earlier FreeAddr call in this process returned.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[string]bool{}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	for range 1000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.ports[addr] {
+			handedOut.ports[addr] = true
+			return addr
+		}
+	}
+	t.Fatal("no loopback port that was not handed out already")
+	return ""
 }
 
 // Server is a running `whisk serve` process.
