@@ -339,7 +339,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			defer pf.remove(log)
 		}
 	}
-	if err := dropRoot(cfg, []string{tmp, srv.ACMECache(cfg)}, log); err != nil {
+	if err := dropRoot(cfg, []string{tmp, srv.ACMECache()}, log); err != nil {
 		fmt.Fprintf(stderr, "whisk serve: %v\n", err)
 		srv.Shutdown(context.Background())
 		return exitError

@@ -66,11 +66,12 @@ const responseWindow = 1 << 20
 
 // Server is whisk's running state: listeners and the current generation.
 type Server struct {
-	deps   Deps
-	front  *front.Server
-	routes *route.Switch
-	certs  *front.Certs  // the HTTPS certificates (tls.go); nil without tls_bind
-	acme   *acme.Manager // ACME certificates (tls.go); nil without acme_hosts
+	deps    Deps
+	front   *front.Server
+	routes  *route.Switch
+	certs   *front.Certs  // the HTTPS certificates (tls.go); nil without tls_bind
+	acme    *acme.Manager // ACME certificates (tls.go); nil without acme_hosts
+	acmeDir string        // the ACME cache directory; "" without acme_hosts
 
 	bodies atomic.Int64 // request bodies in memory, all mounts and generations
 

@@ -73,6 +73,7 @@ func (s *Server) openCerts(cfg *config.Config) error {
 			return err
 		}
 		source = s.acme
+		s.acmeDir = dir
 		directory := cfg.Server.ACMEDirectory
 		if directory == "" {
 			directory = acme.LetsEncrypt
@@ -96,15 +97,7 @@ func ACMECacheDir() string {
 }
 
 // ACMECache returns the ACME cache directory in use; "" without ACME.
-func (s *Server) ACMECache(cfg *config.Config) string {
-	if s.acme == nil {
-		return ""
-	}
-	if cfg.Server.ACMECache != "" {
-		return cfg.Server.ACMECache
-	}
-	return ACMECacheDir()
-}
+func (s *Server) ACMECache() string { return s.acmeDir }
 
 // acmeChallenges answers the ACME CA's HTTP-01 challenges ahead of next
 // (before the redirect to HTTPS); next alone without ACME.
