@@ -21,6 +21,7 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/whiskserver/whisk/internal/acceptenc"
 )
 
 // MinSize is the smallest body worth compressing: below it, the encoding's
@@ -48,7 +49,7 @@ func (z zstdWriter) Reset(w io.Writer) { z.Encoder.Reset(w) }
 type Handler struct {
 	next      http.Handler
 	encoders  []*encoder // in order of preference
-	byName    map[string]*encoder
+	names     []string   // their Content-Encoding tokens, in the same order
 	skipTypes map[string]bool
 }
 
@@ -56,12 +57,12 @@ type Handler struct {
 // gzip 5, Brotli 4, Zstandard's default; these compress text responses
 // close to their best ratio at a fraction of the top levels' CPU.
 func New(next http.Handler) *Handler {
-	h := &Handler{next: next, byName: map[string]*encoder{}, skipTypes: map[string]bool{}}
+	h := &Handler{next: next, skipTypes: map[string]bool{}}
 	add := func(name string, make func() resetWriter) {
 		e := &encoder{name: name}
 		e.pool.New = func() any { return make() }
 		h.encoders = append(h.encoders, e)
-		h.byName[name] = e
+		h.names = append(h.names, name)
 	}
 	add("br", func() resetWriter { return brotli.NewWriterLevel(nil, 4) })
 	add("zstd", func() resetWriter {
@@ -100,66 +101,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(cw, r)
 }
 
-// choose picks the encoding for an Accept-Encoding header: the highest
-// q-value, then whisk's preference; nil for none.
+// choose picks the encoding for the Accept-Encoding header lines: the
+// highest q-value, then whisk's preference (acceptenc.Order); nil for none.
 func (h *Handler) choose(values []string) *encoder {
-	var best *encoder
-	bestQ, bestRank := 0.0, len(h.encoders)
-	wildcard := -1.0
-	seen := map[string]bool{}
-	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			name, q := parseCoding(part)
-			if name == "*" {
-				wildcard = q
-				continue
-			}
-			seen[name] = true
-			e, ok := h.byName[name]
-			if !ok || q <= 0 {
-				continue
-			}
-			if rank := h.rank(e); q > bestQ || q == bestQ && rank < bestRank {
-				best, bestQ, bestRank = e, q, rank
-			}
-		}
+	order, n := acceptenc.Order(values, h.names)
+	if n == 0 {
+		return nil
 	}
-	if best == nil && wildcard > 0 {
-		for _, e := range h.encoders {
-			if !seen[e.name] {
-				return e
-			}
-		}
-	}
-	return best
-}
-
-func (h *Handler) rank(e *encoder) int {
-	for i, x := range h.encoders {
-		if x == e {
-			return i
-		}
-	}
-	return len(h.encoders)
-}
-
-// parseCoding parses "gzip;q=0.8" into its lower-case name and q-value
-// (1 when absent; 0 when unparsable, which refuses the coding).
-func parseCoding(s string) (string, float64) {
-	name, params, _ := strings.Cut(s, ";")
-	name = strings.ToLower(strings.TrimSpace(name))
-	q := 1.0
-	for _, p := range strings.Split(params, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil || f < 0 || f > 1 {
-				f = 0
-			}
-			q = f
-		}
-	}
-	return name, q
+	return h.encoders[order[0]]
 }
 
 // writer compresses the body once the head shows it is worth it. Until the

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/acceptenc"
 )
 
 // DjangoHashedPattern matches the base names Django's
@@ -111,6 +113,7 @@ type Handler struct {
 	prefix    string // "" for "/", else "/static"
 	opts      Options
 	codings   []coding
+	tokens    []string       // the codings' tokens, for acceptenc.Order
 	immutable *regexp.Regexp // nil: off
 	maxAge    string         // Cache-Control for other files; "" for none
 	maxRanges int
@@ -157,7 +160,12 @@ func New(root, prefix string, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static mount %s: root directory: %w", prefix+"/", err)
 	}
+	tokens := make([]string, len(codings))
+	for i, c := range codings {
+		tokens[i] = c.token
+	}
 	h := &Handler{
+		tokens:    tokens,
 		root:      r,
 		dir:       abs,
 		prefix:    prefix,
@@ -521,12 +529,11 @@ func plainRequest(r *http.Request) bool {
 // acceptable codings are tried best first, and the first that is a regular
 // file wins. Missing siblings are remembered in the cache too.
 func (h *Handler) variant(r *http.Request, name string) *cachedFile {
-	ae := r.Header.Get("Accept-Encoding")
-	if ae == "" {
+	values := r.Header["Accept-Encoding"]
+	if len(values) == 0 {
 		return nil
 	}
-	q, identity := acceptQ(ae, h.codings)
-	order, n := candidates(q, identity, len(h.codings))
+	order, n := acceptenc.Order(values, h.tokens)
 	for _, i := range order[:n] {
 		c := h.codings[i]
 		// The sibling's cache key is its name plus a NUL, which no name

@@ -442,31 +442,6 @@ func TestPrecompressedOff(t *testing.T) {
 	}
 }
 
-func TestAcceptQ(t *testing.T) {
-	codings, _ := parseCodings(nil)
-	tests := []struct {
-		header   string
-		q        [maxCodings]int
-		identity int
-	}{
-		{"", [3]int{}, -1},
-		{"br", [3]int{1000, 0, 0}, -1},
-		{"gzip, deflate, br, zstd", [3]int{1000, 1000, 1000}, -1},
-		{"br;q=0.5 , gzip ; q=0.25", [3]int{500, 0, 250}, -1},
-		{"*;q=0.3, br;q=0", [3]int{0, 300, 300}, -1},
-		{"identity;q=0.9, gzip;q=1.0", [3]int{0, 0, 1000}, 900},
-		{"br;q=1.5, gzip;q=0.1234, zstd;q=.5", [3]int{0, 0, 0}, -1},
-		{",,br;;q=1,", [3]int{1000, 0, 0}, -1},
-		{"br;level=5;q=0.7", [3]int{700, 0, 0}, -1},
-	}
-	for _, tt := range tests {
-		q, id := acceptQ(tt.header, codings)
-		if q != tt.q || id != tt.identity {
-			t.Errorf("%q: %v %d, want %v %d", tt.header, q, id, tt.q, tt.identity)
-		}
-	}
-}
-
 func TestContentType(t *testing.T) {
 	for name, want := range map[string]string{
 		"a.js": "text/javascript; charset=utf-8", "a.MJS": "text/javascript; charset=utf-8",
@@ -479,5 +454,18 @@ func TestContentType(t *testing.T) {
 		if got := contentType(name); got != want {
 			t.Errorf("%s: %q, want %q", name, got, want)
 		}
+	}
+}
+
+// TestAcceptEncodingLines: several Accept-Encoding lines read as one list
+// (acceptenc.Order), as RFC 9110 says a recipient combines them.
+func TestAcceptEncodingLines(t *testing.T) {
+	h := newHandler(t, tree(t), "/static", Options{})
+	w := serve(t, h, "GET", "/static/app.js", "Accept-Encoding: deflate", "Accept-Encoding: br;q=0.5, gzip;q=0.4")
+	if w.Body.String() != appBR || w.Header().Get("Content-Encoding") != "br" {
+		t.Errorf("two lines: %q, encoding %q; want br", w.Body.String(), w.Header().Get("Content-Encoding"))
+	}
+	if w := serve(t, h, "GET", "/static/app.js", "Accept-Encoding: x-gzip"); w.Body.String() != appGZ {
+		t.Errorf("x-gzip: encoding %q; want gzip", w.Header().Get("Content-Encoding"))
 	}
 }
