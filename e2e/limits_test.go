@@ -39,7 +39,7 @@ func rawResponse(t *testing.T, s *whisktest.Server, raw string) (resp *http.Resp
 
 func TestLimitRequestLine(t *testing.T) {
 	t.Parallel()
-	s := startApp(t, "echo.py", "--processes", "1", "--threads", "2", "--max-request-line", "1K")
+	s := startApp(t, "echo.py", "--processes", "1", "--threads", "2", "--max-request-line", "1K", "--access-log", "-")
 	long := "/" + strings.Repeat("a", 2000)
 	resp, body, closed := rawResponse(t, s, "GET "+long+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != http.StatusRequestURITooLong || !strings.Contains(body, "1024 bytes") {
@@ -48,6 +48,10 @@ func TestLimitRequestLine(t *testing.T) {
 	if !closed {
 		t.Error("the connection stays open after the 414")
 	}
+	// The access log has a line for it, as nginx's does.
+	whisktest.WaitFor(t, 5*time.Second, "an access log line for the 414", func() bool {
+		return strings.Contains(s.Output.String(), `"GET /.well-known/whisk-framing-rejected HTTP/1.1" 414 `)
+	})
 	// A line just within the limit is served, and so is the next request
 	// on a new connection.
 	within := "/" + strings.Repeat("b", 1000)

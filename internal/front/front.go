@@ -37,6 +37,10 @@ type Config struct {
 	Reserved []string
 	// Handler serves every request.
 	Handler http.Handler
+	// Outer, when set, wraps the handler that answers every request,
+	// Handler's and the framing guard's 414 and 431 answers alike, so
+	// that the access log and metrics see those too.
+	Outer func(http.Handler) http.Handler
 	// ReadHeaderTimeout bounds the time a client may take to send a
 	// request head.
 	ReadHeaderTimeout time.Duration
@@ -101,10 +105,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.wrapProxy() // under TLS: the PROXY header comes first
+	s.wrapProxy()                           // under TLS: the PROXY header comes first
+	handler := framing.Handler(cfg.Handler) // answers 414 and 431 (framing.Options.StatusResponses)
+	if cfg.Outer != nil {
+		handler = cfg.Outer(handler)
+	}
 	s.srv = &http.Server{
-		Handler:           framing.Handler(cfg.Handler), // answers 414 and 431 (framing.Options.StatusResponses)
-		ConnContext:       connContext,                  // framing.ConnContext plus the static.Corker (cork.go)
+		Handler:           handler,
+		ConnContext:       connContext, // framing.ConnContext plus the static.Corker (cork.go)
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

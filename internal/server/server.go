@@ -156,12 +156,12 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	}
 	trust := forwarded.NewTrust(cfg.Server.TrustedProxies()) // one for request ids, forwarded headers and PROXY
 	s.front, err = front.New(front.Config{
-		Binds: cfg.Server.Bind,
-		Handler: reqinfo.Handler(reqinfo.Config{
-			Header: cfg.Server.RequestIDHeader,
-			Trust:  trust,
-			Done:   done,
-		}, s.acmeChallenges(front.HTTPS(s.routes, httpsOptions(cfg)))),
+		Binds:   cfg.Server.Bind,
+		Handler: s.acmeChallenges(front.HTTPS(s.routes, httpsOptions(cfg))),
+		Outer: func(h http.Handler) http.Handler {
+			// Outside the framing guard's answers: 414 and 431 are logged.
+			return reqinfo.Handler(reqinfo.Config{Header: cfg.Server.RequestIDHeader, Trust: trust, Done: done}, h)
+		},
 		TLSBinds:          cfg.Server.TLSBind,
 		Certs:             s.certs,
 		H2C:               cfg.Server.H2C,
