@@ -310,8 +310,9 @@ func TestTracebackOneRecord(t *testing.T) {
 		t.Fatalf("no record of the exception%s", serverOutput(s))
 	}
 	tb, _ := found["traceback"].(string)
-	if found["level"] != "ERROR" || found["group"] != "main" || found["pid"] != float64(pid) ||
-		!strings.HasPrefix(found["msg"].(string), "error in app handling GET /raise-before: RuntimeError: whisk-e2e-boom-before") ||
+	id := resp.Header.Get("X-Request-Id")
+	if found["level"] != "ERROR" || found["group"] != "main" || found["pid"] != float64(pid) || id == "" || found["request_id"] != id ||
+		!strings.HasPrefix(found["msg"].(string), "error in app handling GET /raise-before [request "+id+"]: RuntimeError: whisk-e2e-boom-before") ||
 		!strings.HasPrefix(tb, "Traceback (most recent call last):\n") || !strings.Contains(tb, "app_errors.py") ||
 		!strings.HasSuffix(tb, "RuntimeError: whisk-e2e-boom-before") {
 		t.Errorf("exception record: %v", found)
@@ -329,12 +330,13 @@ func TestStackDumpOneRecord(t *testing.T) {
 	waitOutput(t, s, "the app's thread was interrupted and is free again")
 	var found logRecord
 	for _, r := range jsonRecords(t, s) {
-		if msg, _ := r["msg"].(string); strings.Contains(msg, "GET /spin timed out") {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, "GET /spin [request ") && strings.Contains(msg, "] timed out") {
 			found = r
 		}
 	}
 	stack, _ := found["stack"].(string)
 	if found == nil || found["group"] != "main" || found["pid"] != float64(pid) || found["level"] != "WARN" ||
+		found["request_id"] != resp.Header.Get("X-Request-Id") ||
 		!strings.Contains(stack, "in spin_forever") || !strings.Contains(stack, "stuck.py") {
 		t.Errorf("stack record: %v%s", found, serverOutput(s))
 	}

@@ -71,9 +71,9 @@ func TestTimeoutInterruptsBusyLoop(t *testing.T) {
 
 	// The stuck thread's stack, with the app's function and file, and the
 	// interrupt freeing it.
-	waitOutput(t, s, "GET /spin timed out")
+	waitOutput(t, s, "timed out; raising RequestTimeout")
 	waitOutput(t, s, "in spin_forever")
-	waitOutput(t, s, "GET /spin: the app's thread was interrupted and is free again")
+	waitOutput(t, s, "]: the app's thread was interrupted and is free again")
 	if !appFrame.MatchString(s.Output.String()) {
 		t.Errorf("the log has no stack line naming stuck.py and spin_forever%s", serverOutput(s))
 	}
@@ -160,7 +160,7 @@ func TestTimeoutAfterClientLeft(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	c.Close()
 	waitOutput(t, s, "the app did not end a cancelled request within the timeout; interrupting its thread")
-	waitOutput(t, s, "GET /spin: the app's thread was interrupted and is free again")
+	waitOutput(t, s, "]: the app's thread was interrupted and is free again")
 	if !appFrame.MatchString(s.Output.String()) {
 		t.Errorf("the log has no stack line naming stuck.py and spin_forever%s", serverOutput(s))
 	}

@@ -111,6 +111,11 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 		scheme = "https"
 	}
 	rb.Env("wsgi.url_scheme", scheme)
+	if info := reqinfo.From(r.Context()); info != nil && info.ID != "" {
+		// The request id, for the app (as mod_wsgi's mod_wsgi.request_id)
+		// and for the worker's own log lines about the request.
+		rb.Env("whisk.request_id", info.ID)
+	}
 	if scheme == "https" {
 		rb.Env("HTTPS", "on") // as mod_wsgi and CGI servers set it
 	}

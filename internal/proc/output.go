@@ -252,7 +252,9 @@ func (f *folder) emit() {
 	}
 }
 
-// record logs a block as one record with the time of its first line.
+// record logs a block as one record with the time of its first line, and
+// the request id the worker named in it ("... [request ID]:"), for
+// finding the request's access log line.
 func (f *folder) record(t time.Time, level slog.Level, msg string, block ...slog.Attr) {
 	ctx := context.Background()
 	h := f.log.Handler()
@@ -261,8 +263,24 @@ func (f *folder) record(t time.Time, level slog.Level, msg string, block ...slog
 	}
 	r := slog.NewRecord(t, level, msg, 0)
 	r.AddAttrs(slog.String("source", "worker"))
+	if id := requestID(msg); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
 	r.AddAttrs(block...)
 	_ = h.Handle(ctx, r)
+}
+
+// requestID returns the id in a worker's "[request ID]" mark, or "".
+func requestID(msg string) string {
+	_, rest, ok := strings.Cut(msg, " [request ")
+	if !ok {
+		return ""
+	}
+	id, _, ok := strings.Cut(rest, "]")
+	if !ok || id == "" || strings.ContainsAny(id, " \t") {
+		return ""
+	}
+	return id
 }
 
 // plain logs one line of output as a record.

@@ -33,7 +33,7 @@ func (h *recordLog) summary() []string {
 	for _, r := range h.records {
 		s := r.Level.String() + " " + r.Message
 		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "traceback" || a.Key == "stack" {
+			if a.Key == "traceback" || a.Key == "stack" || a.Key == "request_id" {
 				s += " | " + a.Key + "=" + strings.ReplaceAll(a.Value.String(), "\n", "⏎")
 			}
 			return true
@@ -53,6 +53,12 @@ func TestFolder(t *testing.T) {
 		{"traceback with a header",
 			"error in app handling GET /boom:\nTraceback (most recent call last):\n  File \"app.py\", line 3, in app\n    raise RuntimeError(\"x\")\nRuntimeError: x\nafter\n",
 			[]string{`ERROR error in app handling GET /boom: RuntimeError: x | traceback=Traceback (most recent call last):⏎  File "app.py", line 3, in app⏎    raise RuntimeError("x")⏎RuntimeError: x`, "INFO after"}},
+		{"traceback naming its request",
+			"error in app handling GET /boom [request 9f2c01]:\nTraceback (most recent call last):\n  File \"app.py\", line 3, in app\nRuntimeError: x\n",
+			[]string{`ERROR error in app handling GET /boom [request 9f2c01]: RuntimeError: x | request_id=9f2c01 | traceback=Traceback (most recent call last):⏎  File "app.py", line 3, in app⏎RuntimeError: x`}},
+		{"timeout stack dump naming its request",
+			"whisk_worker: GET /spin [request ab-1] timed out; raising RequestTimeout in its thread T-1. Its stack, most recent call last:\n  File \"app.py\", line 5, in spin\nend\n",
+			[]string{`WARN whisk_worker: GET /spin [request ab-1] timed out; raising RequestTimeout in its thread T-1. Its stack, most recent call last: | request_id=ab-1 | stack=  File "app.py", line 5, in spin`, "INFO end"}},
 		{"bare traceback",
 			"Traceback (most recent call last):\n  File \"a\", line 1\nValueError: boom\n",
 			[]string{`ERROR ValueError: boom | traceback=Traceback (most recent call last):⏎  File "a", line 1⏎ValueError: boom`}},
@@ -153,7 +159,7 @@ func FuzzFolder(f *testing.F) {
 		for _, r := range h.records {
 			text.WriteString(r.Message + "\n")
 			r.Attrs(func(a slog.Attr) bool {
-				if a.Key == "traceback" || a.Key == "stack" {
+				if a.Key == "traceback" || a.Key == "stack" || a.Key == "request_id" {
 					v := a.Value.String()
 					if n := strings.Count(v, "\n") + 1; n > foldMaxLines || len(v) > foldMaxBytes+len(out) {
 						t.Fatalf("a record of %d lines, %d bytes", n, len(v))

@@ -420,3 +420,14 @@ class ConcurrencyTest(WorkerCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DescribeTest(unittest.TestCase):
+    """How the worker names a request in its log lines."""
+
+    def test_request_id_mark(self):
+        from whisk_worker.wsgi import _describe
+        env = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/app", "PATH_INFO": "/x\x00y"}
+        self.assertEqual(_describe(env), "GET /app/x\\x00y")
+        env["whisk.request_id"] = "9f2c01"
+        self.assertEqual(_describe(env), "GET /app/x\\x00y [request 9f2c01]")

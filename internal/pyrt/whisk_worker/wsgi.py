@@ -666,6 +666,9 @@ def _describe(environ: dict) -> str:
         pass
     if not path.isprintable():
         path = "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in path)
+    rid = environ.get("whisk.request_id")
+    if rid:  # the front's log reads it back into a request_id field
+        return "%s %s [request %s]" % (environ.get("REQUEST_METHOD", "?"), path, rid)
     return "%s %s" % (environ.get("REQUEST_METHOD", "?"), path)
 
 
