@@ -8,11 +8,15 @@ Usage:
                          [--runs N] [--warmup S] [--no-docs] [--no-store] [--fresh]
 
 For every (scenario, server) pair -- WSGI servers for the app scenarios,
-whisk and nginx for the static-file ones -- it starts the server (2 processes x 8
-threads, 127.0.0.1, fresh port), waits until it answers, checks the response
-(body, keep-alive), runs wrk once for warm-up (discarded) and then --runs
-times, stops the server (whole process group + every descendant) and checks
-that nothing is left. While wrk runs it samples:
+whisk and nginx for the static-file ones, whisk alone for the ceiling, and
+whisk --preload as an extra server in the memory one -- it starts the server
+(2 processes x 8 threads, 127.0.0.1, fresh port), waits until it answers,
+checks the response (body, keep-alive), runs wrk once for warm-up (discarded)
+and then --runs times, stops the server (whole process group + every
+descendant) and checks that nothing is left. slow-clients holds 500 idle
+connections open from a helper thread during its wrk runs, each after a
+plain hello run on the same server; memory adds RSS/PSS of the whole process
+tree (/proc/PID/smaps_rollup), idle and under load. While wrk runs it samples:
   * the listen (accept) queue of the port: a server that keeps connections
     alive but leaves some of wrk's connections waiting in the accept queue
     for the whole run is "starving" them -- wrk does not report that (it only
@@ -29,9 +33,11 @@ docs/benchmarks.md is regenerated from latest.json unless --no-docs.
 import argparse
 import datetime
 import json
+import errno
 import os
 import platform
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -68,24 +74,46 @@ APPS = {
                   script=os.path.join(BENCH, "apps", "hello.py")),
     "big": dict(dir=os.path.join(BENCH, "apps"), module="big:application",
                 script=os.path.join(BENCH, "apps", "big.py")),
+    "sleep": dict(dir=os.path.join(BENCH, "apps"), module="sleep:application",
+                  script=os.path.join(BENCH, "apps", "sleep.py")),
     "django": dict(dir=os.path.join(BENCH, "djangoapp"), module="benchsite.wsgi:application",
                    script=os.path.join(BENCH, "djangoapp", "benchsite", "wsgi.py")),
 }
 
-# Static scenarios: a file of `static_size` bytes, generated once per run
-# into the run's temp dir (the same file for every server), served under
-# /static/; `servers` restricts a scenario to the servers that can serve it.
+# Static scenarios: a file of `static_size` bytes (or exactly `static_body`),
+# generated once per run into the run's temp dir (the same file for every
+# server), served under /static/; `servers` restricts a scenario to the
+# servers that can serve it, `peers` names whom whisk is compared with.
 STATIC_SERVERS = ["whisk", "nginx"]
+SLEEP = 0.05  # bench/apps/sleep.py's delay
+IDLE_CLIENTS = 500  # slow-clients: idle connections held while wrk runs
 
 SCENARIOS = {
     "hello": dict(app="hello", path="/", conns=64, lua=None, rss=True,
                   title="Hello world (13 bytes), keep-alive, c=64"),
+    "ceiling": dict(app="hello", path="/static/hello.txt", static_body=b"Hello, World!",
+                    conns=64, lua=None, rss=True, servers=["whisk"], peers=["none"],
+                    title="Ceiling: the same 13 bytes served by whisk's Go front alone "
+                          "(a static file), keep-alive, c=64"),
+    "hello-close": dict(app="hello", path="/", conns=64, lua=None, rss=True,
+                        headers=["Connection: close"],
+                        title="Hello world, `Connection: close` (a new TCP connection per request), c=64"),
+    "sleep50": dict(app="sleep", path="/", conns=100, lua=None, rss=False,
+                    title="50 ms sleep per request (thread concurrency), c=100"),
     "json": dict(app="django", path="/json/", conns=64, lua=None, rss=True,
                  title="Django JsonResponse (default middleware), c=64"),
+    "template": dict(app="django", path="/page/", conns=64, lua=None, rss=True,
+                     title="Django template page (about 20 KB, a loop over 90 rows), c=64"),
     "big-get": dict(app="big", path="/", conns=16, lua=None, rss=False,
                     title="1 MiB response body, c=16"),
     "big-post": dict(app="big", path="/", conns=16, lua=os.path.join(BENCH, "post.lua"), rss=False,
                      title="1 MiB POST body (read fully, length returned), c=16"),
+    "slow-clients": dict(app="hello", path="/", conns=64, lua=None, rss=True, idle=IDLE_CLIENTS,
+                         title="Hello world, keep-alive, c=64, while %d idle slow clients hold "
+                               "connections (vs the same server's plain hello)" % IDLE_CLIENTS),
+    "memory": dict(app="django", path="/json/", conns=64, lua=None, rss=False, memory=True,
+                   title="Memory hosting Django (RSS and PSS of the whole process tree), "
+                         "idle and under load (JSON view, c=64)"),
     "static-100k": dict(app="hello", path="/static/100k.bin", static_size=100 * 1024,
                         conns=64, lua=None, rss=True, servers=STATIC_SERVERS, peers=["nginx"],
                         title="Static file, 100 KiB, keep-alive, c=64 (whisk vs nginx)"),
@@ -93,15 +121,26 @@ SCENARIOS = {
                       conns=64, lua=None, rss=True, servers=STATIC_SERVERS, peers=["nginx"],
                       title="Static file, 1 MiB, keep-alive, c=64 (whisk vs nginx)"),
 }
-SCENARIO_ORDER = ["hello", "json", "big-get", "big-post", "static-100k", "static-1m"]
-APP_SCENARIOS = [s for s in SCENARIO_ORDER if "static_size" not in SCENARIOS[s]]
+SCENARIO_ORDER = ["hello", "ceiling", "hello-close", "sleep50", "json", "template", "big-get",
+                  "big-post", "slow-clients", "memory", "static-100k", "static-1m"]
+# Files served by a static front: whisk vs nginx, and the ceiling (whisk alone).
+FILE_SCENARIOS = [s for s in SCENARIO_ORDER
+                  if "static_size" in SCENARIOS[s] or "static_body" in SCENARIOS[s]]
 STATIC_SCENARIOS = [s for s in SCENARIO_ORDER if "static_size" in SCENARIOS[s]]
+APP_SCENARIOS = [s for s in SCENARIO_ORDER if s not in FILE_SCENARIOS]
+# App scenarios judged by "no scenario below 1.0x the best peer": the sleep
+# one is bound by the thread count (judged against capacity instead) and the
+# memory one measures memory, not speed.
+RATIO_SCENARIOS = [s for s in APP_SCENARIOS if s not in ("sleep50", "memory")]
 
 
-def static_content(size):
-    """The bytes of a static test file: deterministic, incompressible-looking."""
+def static_content(sc):
+    """The bytes of a static scenario's file: its static_body, else
+    deterministic, incompressible-looking bytes of static_size."""
+    if "static_body" in sc:
+        return sc["static_body"]
     import random
-    return random.Random(size).randbytes(size)
+    return random.Random(sc["static_size"]).randbytes(sc["static_size"])
 
 
 def write_static_files(directory):
@@ -109,11 +148,11 @@ def write_static_files(directory):
     nginx's workers)."""
     os.makedirs(directory, exist_ok=True)
     os.chmod(directory, 0o755)
-    for name in STATIC_SCENARIOS:
+    for name in FILE_SCENARIOS:
         sc = SCENARIOS[name]
         fn = os.path.join(directory, os.path.basename(sc["path"]))
         with open(fn, "wb") as f:
-            f.write(static_content(sc["static_size"]))
+            f.write(static_content(sc))
         os.chmod(fn, 0o644)
 
 
@@ -121,18 +160,27 @@ def check_response(scenario, status, headers, body):
     """Return None if the response is what the app should send, else a reason."""
     if status != 200:
         return "status %d" % status
-    if scenario == "hello":
+    if scenario in ("hello", "hello-close", "slow-clients", "ceiling"):
         if body != b"Hello, World!":
             return "body %r" % body[:40]
         if not (headers.get("content-type") or "").startswith("text/plain"):
             return "content-type %r" % headers.get("content-type")
-    elif scenario == "json":
+    elif scenario == "sleep50":
+        if body != b"slept 50 ms":
+            return "body %r" % body[:40]
+    elif scenario in ("json", "memory"):
         try:
             doc = json.loads(body)
         except ValueError:
             return "not JSON: %r" % body[:40]
         if doc.get("message") != "Hello, World!":
             return "unexpected JSON %r" % doc
+    elif scenario == "template":
+        if not (headers.get("content-type") or "").startswith("text/html"):
+            return "content-type %r" % headers.get("content-type")
+        rows = body.count(b'<tr class="item')
+        if rows != 90 or not 18000 <= len(body) <= 22000 or not body.rstrip().endswith(b"</html>"):
+            return "page of %d bytes with %d rows (want ~20 KB, 90 rows)" % (len(body), rows)
     elif scenario == "big-get":
         if len(body) != MIB:
             return "body length %d" % len(body)
@@ -140,9 +188,9 @@ def check_response(scenario, status, headers, body):
         if body.strip() != str(MIB).encode():
             return "POST answered %r" % body[:40]
     elif scenario in STATIC_SCENARIOS:
-        size = SCENARIOS[scenario]["static_size"]
-        if len(body) != size or body != static_content(size):
-            return "body of %d bytes differs from the %d-byte file" % (len(body), size)
+        want = static_content(SCENARIOS[scenario])
+        if body != want:
+            return "body of %d bytes differs from the %d-byte file" % (len(body), len(want))
     return None
 
 
@@ -162,6 +210,13 @@ def whisk_cmd(app, port, tmp):
             "--chdir", app["dir"], "--python", VENV] + root + static + [app["module"]]
 
 
+def whisk_preload_cmd(app, port, tmp):
+    # Memory scenario only: the app imported once in a parent, the workers
+    # forked from it (copy-on-write), like gunicorn --preload.
+    argv = whisk_cmd(app, port, tmp)
+    return argv[:-1] + ["--preload", argv[-1]]
+
+
 def gunicorn_sync_cmd(app, port, tmp):
     # The sync worker is one request at a time per process, no threads, and
     # it always closes the connection (Connection: close): --keep-alive is
@@ -175,6 +230,14 @@ def gunicorn_gthread_cmd(app, port, tmp):
     return [os.path.join(VENV, "bin", "gunicorn"), "-w", str(PROCESSES), "-k", "gthread",
             "--threads", str(THREADS), "--keep-alive", "5", "-b", "127.0.0.1:%d" % port,
             "--chdir", app["dir"], app["module"]]
+
+
+def waitress_cmd(app, port, tmp):
+    # waitress has no worker processes: one process, 8 threads, serving
+    # connections from an asyncore loop (connection_limit 100, its default).
+    # waitress-serve imports from the working directory (the app dir).
+    return [os.path.join(VENV, "bin", "waitress-serve"), "--listen=127.0.0.1:%d" % port,
+            "--threads=%d" % THREADS, app["module"]]
 
 
 UWSGI_COMMON = ["--master", "--processes", str(PROCESSES), "--threads", str(THREADS),
@@ -193,13 +256,14 @@ def uwsgi_cmd(app, port, tmp):
 
 
 def uwsgi_http_socket_cmd(app, port, tmp):
-    # Not in the default set. Workers parse HTTP themselves; uWSGI 2.0 closes
-    # the connection after every response (without "Connection: close", so
-    # wrk counts every request as a read error). --http-keepalive and
-    # --add-header "Connection: Keep-Alive" do not change that.
-    return [os.path.join(VENV, "bin", "uwsgi"), "--http-socket", "127.0.0.1:%d" % port,
-            "--http-keepalive", "--add-header", "Connection: Keep-Alive"] + UWSGI_COMMON + [
-            "--chdir", app["dir"], "--module", app["module"]]
+    # The issue's "uWSGI with --http-socket". Workers parse HTTP themselves;
+    # uWSGI 2.0 answers HTTP/1.1 and closes the connection after every
+    # response without "Connection: close" (even when the client sent it), so
+    # wrk counts every request as a read error. --http-keepalive (a router
+    # option) and --add-header "Connection: Keep-Alive" do not change that,
+    # so neither is passed.
+    return [os.path.join(VENV, "bin", "uwsgi"), "--http-socket", "127.0.0.1:%d" % port
+            ] + UWSGI_COMMON + ["--chdir", app["dir"], "--module", app["module"]]
 
 
 def uwsgi_http11_cmd(app, port, tmp):
@@ -274,14 +338,15 @@ def apache_cmd(app, port, tmp):
 
 
 NGINX_CONF = """\
-# Generated by bench/run.py for one benchmark run (Debian's nginx, static files only).
+# Generated by bench/run.py for one benchmark run (Debian's nginx).
 {user}worker_processes {workers};
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 
 events {{
-    worker_connections 1024;
+    # default 512; the slow-clients scenario holds 500 idle connections
+    worker_connections 4096;
 }}
 
 http {{
@@ -290,8 +355,6 @@ http {{
     access_log off;
     sendfile on;
     tcp_nopush on;
-    # what nginx users tune for static files: cached open fds and stat()s
-    open_file_cache max=1000 inactive=60s;
     # unlimited for practical purposes (default 1000), like the other servers
     keepalive_requests 1000000;
     client_body_temp_path {tmp}/client_body;
@@ -302,56 +365,113 @@ http {{
 
     server {{
         listen 127.0.0.1:{port};
-        location /static/ {{
-            alias {static}/;
-        }}
+{locations}
     }}
 }}
 """
 
+# Static scenarios: nginx serves the files itself.
+NGINX_STATIC = """\
+        # what nginx users tune for static files: cached open fds and stat()s
+        open_file_cache max=1000 inactive=60s;
+        location /static/ {{
+            alias {static}/;
+        }}"""
 
-def nginx_cmd(app, port, tmp):
-    if not app.get("static_dir"):
-        raise RuntimeError("nginx serves only the static scenarios")
+# nginx-gunicorn: the production stack of the seed documents (nginx
+# proxying to gunicorn over a unix socket), with their proxy settings; one
+# upstream connection per request, as there (no upstream keepalive).
+NGINX_PROXY = """\
+        # the default (1m) is exactly the big-post body; production sites raise it
+        client_max_body_size 16m;
+        location / {{
+            proxy_pass http://unix:{sock};
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+        }}"""
+
+
+def nginx_conf(tmp, port, locations):
+    """Write tmp/nginx.conf around the given server locations; returns nginx's argv."""
     conf = os.path.join(tmp, "nginx.conf")
     # As root the master needs a user for its workers (the files are world-readable).
     user = "user www-data;\n" if os.geteuid() == 0 else ""
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(user=user, workers=os.cpu_count() or 1, tmp=tmp, port=port,
-                                  static=app["static_dir"]))
+                                  locations=locations))
     os.chmod(tmp, 0o755)
     # -e: the error log before the config is read (else /var/log/nginx/error.log).
     return [NGINX_BIN, "-e", os.path.join(tmp, "error.log"), "-p", tmp, "-c", conf]
 
 
+def nginx_cmd(app, port, tmp):
+    if not app.get("static_dir"):
+        raise RuntimeError("nginx serves only the static scenarios")
+    return nginx_conf(tmp, port, NGINX_STATIC.format(static=app["static_dir"]))
+
+
+def nginx_gunicorn_cmd(app, port, tmp):
+    # One process group under a shell: gunicorn (gthread 2 x 8) in the
+    # background on a unix socket (its default umask 0 lets nginx's www-data
+    # workers connect), then the shell becomes nginx, so nginx is the leader
+    # and gunicorn its child; the harness's group kill stops both.
+    sock = os.path.join(tmp, "gunicorn.sock")
+    gunicorn = [os.path.join(VENV, "bin", "gunicorn"), "-w", str(PROCESSES), "-k", "gthread",
+                "--threads", str(THREADS), "--keep-alive", "5", "-b", "unix:%s" % sock,
+                "--chdir", app["dir"], app["module"]]
+    nginx = nginx_conf(tmp, port, NGINX_PROXY.format(sock=sock))
+    script = "%s & exec %s" % (" ".join(shlex.quote(a) for a in gunicorn),
+                               " ".join(shlex.quote(a) for a in nginx))
+    return ["/bin/sh", "-c", script]
+
+
 SERVERS = {
     "whisk": whisk_cmd,
+    "whisk-preload": whisk_preload_cmd,  # memory scenario only
     "gunicorn-sync": gunicorn_sync_cmd,
     "gunicorn-gthread": gunicorn_gthread_cmd,
+    "nginx-gunicorn": nginx_gunicorn_cmd,
     "uwsgi": uwsgi_cmd,
+    "uwsgi-http-socket": uwsgi_http_socket_cmd,
     "granian": granian_cmd,
     "apache": apache_cmd,
+    "waitress": waitress_cmd,
     "nginx": nginx_cmd,  # static scenarios only
-    # diagnostic variants, not in the default set
-    "uwsgi-http-socket": uwsgi_http_socket_cmd,
+    # diagnostic variant, not in the default set
     "uwsgi-http11": uwsgi_http11_cmd,
 }
 # The WSGI servers run by default; "best peer" of the app scenarios is one of them.
-DEFAULT_SERVERS = ["whisk", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "apache"]
-DIAGNOSTIC_SERVERS = ["uwsgi-http-socket", "uwsgi-http11"]
-PEERS_FOR_HELLO_TARGET = ["gunicorn-sync", "gunicorn-gthread", "uwsgi", "apache"]
+DEFAULT_SERVERS = ["whisk", "whisk-preload", "gunicorn-sync", "gunicorn-gthread", "nginx-gunicorn",
+                   "uwsgi", "uwsgi-http-socket", "granian", "apache", "waitress"]
+DIAGNOSTIC_SERVERS = ["uwsgi-http11"]
+# whisk itself in another configuration: never a peer.
+WHISK_SERVERS = ["whisk", "whisk-preload"]
+# The issue's hello target: "the best of gunicorn, uWSGI and mod_wsgi".
+PEERS_FOR_HELLO_TARGET = ["gunicorn-sync", "gunicorn-gthread", "nginx-gunicorn", "uwsgi",
+                          "uwsgi-http-socket", "apache"]
+# Requests that can run at once (the sleep50 capacity): processes x threads,
+# except for the servers without threads or without processes.
+CONCURRENCY = {"gunicorn-sync": PROCESSES, "waitress": THREADS}
 
 SERVER_NOTES = {
     "whisk": "Go front + 2 Python worker processes x 8 threads.",
+    "whisk-preload": "whisk with --preload (app imported once, workers forked from it); "
+                     "memory scenario only.",
     "gunicorn-sync": "sync worker: 1 request at a time per process (no threads), "
                      "closes the connection after every response (no keep-alive).",
     "gunicorn-gthread": "gthread worker, keep-alive 5 s.",
+    "nginx-gunicorn": "Debian's nginx (one worker per CPU, keep-alive to the clients) proxying over "
+                      "a unix socket to gunicorn gthread 2 x 8: the seed documents' production "
+                      "stack, one upstream connection per request (configuration below).",
     "uwsgi": "HTTP router process (keep-alive) -> unix socket -> 2 workers x 8 threads.",
+    "uwsgi-http-socket": "--http-socket: the workers (2 x 8) parse HTTP themselves; uWSGI 2.0 "
+                         "closes the connection after every response without saying so.",
     "granian": "Rust HTTP front per worker, 8 blocking threads, 1 runtime thread (default).",
     "apache": "mpm_event front, mod_wsgi daemon mode (2 x 8), Debian's mod_wsgi + /usr/bin/python3.",
+    "waitress": "one process (waitress has no worker processes) x 8 threads, asyncore front, "
+                "its default connection_limit 100.",
     "nginx": "Debian's nginx, static scenarios only: one worker per CPU, sendfile, tcp_nopush, "
              "open_file_cache (configuration below).",
-    "uwsgi-http-socket": "diagnostic: --http-socket, no keep-alive possible.",
     "uwsgi-http11": "diagnostic: --http11-socket, thread pinned per connection.",
 }
 
@@ -556,13 +676,34 @@ def port_sockets(port):
     return queue, peers
 
 
+def tree_memory_kb(pids):
+    """(RSS, PSS) in KiB summed over the given processes, from
+    /proc/PID/smaps_rollup. RSS counts a page shared by n processes n times
+    (copy-on-write after a fork, shared libraries); PSS charges each process
+    1/n of it, so the PSS sum is the memory the whole tree really uses."""
+    rss = pss = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except (OSError, ValueError):
+            pass  # exited meanwhile (or a kernel thread)
+    return rss, pss
+
+
 class Sampler(threading.Thread):
-    """Every `interval` s: accept queue + client connections of the port, and
-    VmRSS of rss_pid (whisk's front) if given."""
-    def __init__(self, port, rss_pid=None, interval=0.5):
+    """Every `interval` s: accept queue + client connections of the port,
+    VmRSS of rss_pid (whisk's front) if given, and RSS/PSS of the whole process
+    tree of tree_leader if given."""
+    def __init__(self, port, rss_pid=None, interval=0.5, tree_leader=None):
         super().__init__(daemon=True)
         self.port, self.rss_pid, self.interval = port, rss_pid, interval
-        self.queue, self.rss, self.peers = [], [], set()
+        self.tree_leader = tree_leader
+        self.queue, self.rss, self.peers, self.tree = [], [], set(), []
         self._halt = threading.Event()
 
     def run(self):
@@ -575,18 +716,139 @@ class Sampler(threading.Thread):
                 r = vm_rss_kb(self.rss_pid)
                 if r:
                     self.rss.append(r)
+            if self.tree_leader:
+                self.tree.append(tree_memory_kb(related_pids(self.tree_leader)))
 
     def stop(self):
         self._halt.set()
         self.join()
 
 
+class SlowClients(threading.Thread):
+    """`count` idle client connections to 127.0.0.1:port, opened by
+    open_all() before the load starts and held until stop(): even ones send
+    nothing, odd ones a partial request head and then one more header line per
+    tick (a slowloris). A connection the server closes (or answers, e.g. 408)
+    is counted and reopened at the next tick, as an attacker would, so up to
+    `count` stay open; never more than `count` sockets exist at once."""
+    HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+    def __init__(self, port, count, tick=1.0):
+        super().__init__(daemon=True)
+        self.addr, self.count, self.tick = ("127.0.0.1", port), count, tick
+        self.conns = {}  # socket -> dict(i, state "connecting"/"open", lines sent)
+        self.addrs = set()  # "127.0.0.1:PORT" of every connection made (ss peer format)
+        self.established_at_start = 0
+        self.closed_by_server = self.connect_failed = 0
+        self.open_samples = []
+        self._halt = threading.Event()
+
+    def _open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex(self.addr)
+        if err not in (0, errno.EINPROGRESS):
+            s.close()
+            self.connect_failed += 1
+            return
+        self.conns[s] = dict(i=i, state="connecting", lines=0)
+
+    def _replace(self, s, closed_by_server):
+        i = self.conns.pop(s)["i"]
+        s.close()
+        if closed_by_server:
+            self.closed_by_server += 1
+        else:
+            self.connect_failed += 1
+        if not self._halt.is_set():
+            self._open(i)
+
+    def _step(self, trickle):
+        """One pass: finish connects (the odd ones then send the partial
+        head), detect closes, and if `trickle` send each odd one a header line."""
+        poller = select.poll()
+        for s in self.conns:
+            poller.register(s, select.POLLIN | select.POLLOUT)
+        events = dict(poller.poll(0))
+        for s, st in list(self.conns.items()):
+            ev = events.get(s.fileno(), 0)
+            if st["state"] == "connecting":
+                if not ev & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                    continue  # still in the server's SYN/accept backlog
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    self._replace(s, False)
+                    continue
+                st["state"] = "open"
+                self.addrs.add("%s:%d" % s.getsockname())
+                try:
+                    if st["i"] % 2:
+                        s.send(self.HEAD)
+                except OSError:
+                    self._replace(s, True)
+                continue
+            try:
+                if ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
+                    s.recv(65536)  # EOF or an error response: the server gave up on us
+                    self._replace(s, True)
+                elif trickle and st["i"] % 2:
+                    st["lines"] += 1
+                    s.send(b"X-Idle-%d: %d\r\n" % (st["i"], st["lines"]))
+            except OSError:
+                self._replace(s, True)
+
+    def open_all(self, wait=3.0):
+        """Open the connections; wait up to `wait` s for them to be established."""
+        for i in range(self.count):
+            self._open(i)
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            self._step(False)
+            if all(st["state"] == "open" for st in self.conns.values()):
+                break
+            time.sleep(0.05)
+        self.established_at_start = sum(st["state"] == "open" for st in self.conns.values())
+
+    def run(self):
+        while not self._halt.wait(self.tick):
+            self._step(True)
+            self.open_samples.append(sum(st["state"] == "open" for st in self.conns.values()))
+
+    def stop(self):
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        for s in list(self.conns):
+            s.close()
+        self.conns.clear()
+
+    def summary(self):
+        return dict(target=self.count, established_at_start=self.established_at_start,
+                    open_min=min(self.open_samples) if self.open_samples else self.established_at_start,
+                    closed_by_server=self.closed_by_server, connect_failed=self.connect_failed)
+
+
+def raise_fd_limit(need):
+    """The slow-clients scenario holds hundreds of sockets: lift the soft
+    RLIMIT_NOFILE towards the hard one if it is below `need`."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+
+
+def scenario_headers(scenario):
+    """The scenario's extra request headers as a dict (e.g. Connection: close)."""
+    return dict(h.split(": ", 1) for h in SCENARIOS[scenario].get("headers", []))
+
+
 def smoke_test(scenario, port, path):
     """One real request (checked) and a keep-alive probe: three requests on one
-    connection; returns (error or None, keepalive bool)."""
+    connection; returns (error or None, keepalive bool). A scenario that sends
+    `Connection: close` requires the server to close instead."""
     body = b"x" * MIB if scenario == "big-post" else None
     method = "POST" if body else "GET"
     hdrs = {"Content-Type": "application/octet-stream"} if body else {}
+    hdrs.update(scenario_headers(scenario))
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     ports = []
     err = None
@@ -610,6 +872,8 @@ def smoke_test(scenario, port, path):
     finally:
         c.close()
     keepalive = len(ports) == 3 and None not in ports and len(set(ports)) == 1
+    if not err and keepalive and scenario_headers(scenario).get("Connection") == "close":
+        err = "kept the connection open after a request with Connection: close"
     return err, keepalive
 
 
@@ -639,6 +903,8 @@ def wrk_argv(sc, port, duration):
     argv = ["wrk", "-t2", "-c%d" % sc["conns"], "-d%ds" % duration, "--latency"]
     if sc["lua"]:
         argv += ["-s", sc["lua"]]
+    for h in sc.get("headers", []):
+        argv += ["-H", h]
     return argv + ["http://127.0.0.1:%d%s" % (port, sc["path"])]
 
 
@@ -687,28 +953,44 @@ def wait_quiet(max_wait, threshold):
             return pct
 
 
-def run_wrk(sc, srv, duration, rss_pid):
+def run_wrk(sc, srv, duration, rss_pid, idle=0, tree=False):
     """One wrk run against srv; returns the parsed result plus samples and the
     share of the machine's CPU used by *other* processes (not the server's
-    process tree, not wrk, not this harness) during the run."""
+    process tree, not wrk, not this harness) during the run. idle: hold that
+    many idle slow clients (SlowClients) open during the run, opened first;
+    tree: sample RSS/PSS of the server's whole process tree."""
     port = srv.port
-    sampler = Sampler(port, rss_pid)
-    pids = related_pids(srv.proc.pid)
-    opens0 = tcp_active_opens()
-    b0, s0, h0, t0 = machine_busy_ticks(), tree_ticks(pids), own_seconds(), time.time()
-    sampler.start()
-    p = subprocess.run(wrk_argv(sc, port, duration), capture_output=True, text=True,
-                       timeout=duration + 60)
-    sampler.stop()
-    pids1 = related_pids(srv.proc.pid)
-    b1, h1, t1 = machine_busy_ticks(), own_seconds(), time.time()
-    s1 = tree_ticks(pids | pids1)
-    opens = tcp_active_opens() - opens0
+    sampler = Sampler(port, rss_pid, tree_leader=srv.proc.pid if tree else None)
+    slow = SlowClients(port, idle) if idle else None
+    try:
+        if slow:
+            slow.open_all()
+            slow.start()
+        pids = related_pids(srv.proc.pid)
+        opens0 = tcp_active_opens()
+        b0, s0, h0, t0 = machine_busy_ticks(), tree_ticks(pids), own_seconds(), time.time()
+        sampler.start()
+        p = subprocess.run(wrk_argv(sc, port, duration), capture_output=True, text=True,
+                           timeout=duration + 60)
+        sampler.stop()
+        pids1 = related_pids(srv.proc.pid)
+        b1, h1, t1 = machine_busy_ticks(), own_seconds(), time.time()
+        s1 = tree_ticks(pids | pids1)
+        opens = tcp_active_opens() - opens0
+    finally:
+        if slow:
+            slow.stop()
     if p.returncode != 0 or "Requests/sec" not in p.stdout:
         raise RuntimeError("wrk failed (%d): %s %s" % (p.returncode, p.stdout[-500:], p.stderr[-500:]))
     res = parse_wrk(p.stdout)
+    peers = sampler.peers
+    if slow:
+        # the idle clients are not wrk's: leave them out of the connection counts
+        peers = peers - slow.addrs
+        opens -= slow.closed_by_server + slow.connect_failed
+        res["idle"] = slow.summary()
     res["conns_opened"] = opens  # machine-wide: includes other processes' connections
-    res["conns_seen"] = len(sampler.peers)  # distinct client connections seen in the samples
+    res["conns_seen"] = len(peers)  # distinct client connections seen in the samples
     res["samples"] = len(sampler.queue)
     cap = HZ * NCPU * (t1 - t0)
     res["server_cpu_pct"] = 100.0 * (s1 - s0) / cap
@@ -717,6 +999,9 @@ def run_wrk(sc, srv, duration, rss_pid):
     res["acceptq_median"] = statistics.median(q) if q else 0
     res["acceptq_max"] = max(q) if q else 0
     res["rss_max_kb"] = max(sampler.rss) if sampler.rss else None
+    if sampler.tree:
+        # the sample with the most PSS (RSS of that same moment)
+        res["tree_load_rss_kb"], res["tree_load_pss_kb"] = max(sampler.tree, key=lambda m: m[1])
     res["raw"] = p.stdout
     return res
 
@@ -738,12 +1023,16 @@ def applies(server_name, scenario):
     """Whether the server takes part in the scenario: static scenarios name
     their servers; nginx serves nothing else."""
     allowed = SCENARIOS[scenario].get("servers")
-    return server_name in allowed if allowed else server_name != "nginx"
+    if allowed:
+        return server_name in allowed
+    if server_name == "whisk-preload":  # a memory configuration
+        return scenario == "memory"
+    return server_name != "nginx"
 
 
 def bench_one(server_name, scenario, args, tmp_root):
     sc = SCENARIOS[scenario]
-    static_dir = os.path.join(tmp_root, "static") if "static_size" in sc else None
+    static_dir = os.path.join(tmp_root, "static") if scenario in FILE_SCENARIOS else None
     srv = Server(server_name, sc["app"], tmp_root, static_dir)
     row = dict(server=server_name, scenario=scenario, conns=sc["conns"], runs=args.runs,
                duration=args.duration, warmup=args.warmup,
@@ -761,9 +1050,17 @@ def bench_one(server_name, scenario, args, tmp_root):
         if err:
             raise RuntimeError("%s answered wrongly: %s" % (server_name, err))
         rss_pid = srv.proc.pid if (server_name == "whisk" and sc["rss"]) else None
-        if args.warmup > 0:
-            warm = run_wrk(sc, srv, args.warmup, rss_pid)
+        # memory: "idle" means after every worker has served requests
+        # (lazily started threads, imports on first request), so always warm up.
+        warmup = max(args.warmup, 2) if sc.get("memory") else args.warmup
+        if warmup > 0:
+            warm = run_wrk(sc, srv, warmup, rss_pid)
             row["warmup_rss_max_kb"] = warm["rss_max_kb"]
+        if sc.get("memory"):
+            time.sleep(1.0)  # let in-flight work finish: idle
+            pids = related_pids(srv.proc.pid)
+            row["processes"] = len(pids)
+            row["tree_idle_rss_kb"], row["tree_idle_pss_kb"] = tree_memory_kb(pids)
         runs = []
         for i in range(args.runs):
             # Other users of the machine distort results: wait for a quiet
@@ -772,7 +1069,19 @@ def bench_one(server_name, scenario, args, tmp_root):
             attempts = []
             for attempt in range(1 + args.retries):
                 wait_quiet(args.quiet_wait, args.busy)
-                r = run_wrk(sc, srv, args.duration, rss_pid)
+                base = None
+                if sc.get("idle"):
+                    # the same server's plain hello, measured just before
+                    base = run_wrk(sc, srv, args.duration, rss_pid)
+                    wait_quiet(args.quiet_wait, args.busy)
+                r = run_wrk(sc, srv, args.duration, rss_pid, idle=sc.get("idle", 0),
+                            tree=bool(sc.get("memory")))
+                if base:
+                    r["baseline_rps"], r["baseline_errors"] = base["rps"], base["errors"]
+                    r["others_cpu_pct"] = max(r["others_cpu_pct"], base["others_cpu_pct"])
+                    log("[%s/%s]   plain hello just before: %.0f req/s, errors %d; "
+                        "idle clients: %s" % (scenario, server_name, base["rps"], base["errors"],
+                                              r["idle"]))
                 attempts.append(r)
                 log("[%s/%s] run %d/%d: %.0f req/s, p99 %s ms, errors %d, conns seen %d "
                     "(machine-wide opened %d), accept-q median %s, CPU server %.0f%% others %.0f%%"
@@ -804,6 +1113,16 @@ def bench_one(server_name, scenario, args, tmp_root):
         rss = [r["rss_max_kb"] for r in runs if r["rss_max_kb"]] + \
               ([row["warmup_rss_max_kb"]] if row.get("warmup_rss_max_kb") else [])
         row["rss_max_kb"] = max(rss) if rss else None
+        if sc.get("idle"):
+            row["baseline_rps"] = statistics.median(r["baseline_rps"] for r in runs)
+            row["baseline_errors"] = sum(r["baseline_errors"] for r in runs)
+            row["idle"] = runs[-1]["idle"]
+            row["idle"]["closed_by_server"] = sum(r["idle"]["closed_by_server"] for r in runs)
+            row["idle"]["open_min"] = min(r["idle"]["open_min"] for r in runs)
+        if sc.get("memory"):
+            worst = max(runs, key=lambda r: r.get("tree_load_pss_kb", 0))
+            row["tree_load_rss_kb"] = worst.get("tree_load_rss_kb")
+            row["tree_load_pss_kb"] = worst.get("tree_load_pss_kb")
     except Exception as e:  # noqa: BLE001
         row["failed"] = str(e)
         log("[%s/%s] FAILED: %s" % (scenario, server_name, e))
@@ -836,12 +1155,19 @@ def flags(row):
     out = []
     if row.get("failed"):
         return ["FAILED: %s" % row["failed"].splitlines()[0][:120]]
+    if not row.get("rps"):
+        # wrk counts no error for requests that never got an answer
+        out.append("stalled: no request completed")
     if row.get("errors"):
         d = row["errors_detail"]
         out.append("%d errors (%s)" % (row["errors"], ", ".join("%s %d" % (k, v) for k, v in d.items() if v)))
     if row.get("others_cpu_pct", 0) > row.get("busy_threshold", 10.0):
         out.append("machine busy: other processes used %.0f%% CPU" % row["others_cpu_pct"])
-    if keeps_alive(row) and row.get("acceptq_median", 0) > 0:
+    if row.get("idle") and row.get("acceptq_median", 0) > 0:
+        # cannot tell wrk's connections from the idle clients there
+        out.append("%g connections wait in the accept queue (idle clients included)"
+                   % row["acceptq_median"])
+    elif keeps_alive(row) and row.get("acceptq_median", 0) > 0:
         out.append("starves %g connections (accept queue)" % row["acceptq_median"])
     return out
 
@@ -857,6 +1183,8 @@ def keeps_alive(row):
 
 
 def fmt_conns(row):
+    if not row.get("requests"):
+        return "%d seen, none answered" % row.get("conns_seen", 0)
     if keeps_alive(row):
         extra = ""
         if row["conns_opened"] > 2 * row["conns"]:
@@ -888,13 +1216,14 @@ def fmt_rps(v):
 
 def usable(row):
     """A measured row whose number can be compared (no failure, errors, starvation)."""
-    return not row.get("failed") and not row.get("errors") and not any("starves" in f for f in flags(row))
+    return (not row.get("failed") and not row.get("errors") and row.get("rps", 0) > 0
+            and not any("starves" in f for f in flags(row)))
 
 
 def peers_of(scenario):
     """The servers whisk is compared with in a scenario: nginx for static
     files, else the default WSGI servers (diagnostic variants excluded)."""
-    return SCENARIOS[scenario].get("peers") or [s for s in DEFAULT_SERVERS if s != "whisk"]
+    return SCENARIOS[scenario].get("peers") or [s for s in DEFAULT_SERVERS if s not in WHISK_SERVERS]
 
 
 def best_peer(rows, among):
@@ -903,7 +1232,42 @@ def best_peer(rows, among):
     return max(peers, key=lambda r: r["rps"]) if peers else None
 
 
-def scenario_table(scenario, rows):
+def capacity(server):
+    """sleep50's limit for a server: requests it can run at once / 0.05 s."""
+    return CONCURRENCY.get(server, PROCESSES * THREADS) / SLEEP
+
+
+def row_notes(scenario, r):
+    """Scenario-specific notes of a measured row (after its flags)."""
+    notes = []
+    if scenario == "sleep50":
+        notes.append("%.0f%% of its capacity (%d at once / 50 ms = %.0f req/s)" % (
+            100.0 * r["rps"] / capacity(r["server"]), CONCURRENCY.get(r["server"], PROCESSES * THREADS),
+            capacity(r["server"])))
+    if r.get("idle"):
+        i = r["idle"]
+        if r.get("baseline_rps"):
+            notes.append("**%.0f%% of its plain hello** (%s req/s%s)" % (
+                100.0 * r["rps"] / r["baseline_rps"], fmt_rps(r["baseline_rps"]),
+                ", %d errors" % r["baseline_errors"] if r.get("baseline_errors") else ""))
+        notes.append("idle clients: %d/%d connected at start, %d at the least%s" % (
+            i["established_at_start"], i["target"], i["open_min"],
+            ", %d closed by the server (reopened)" % i["closed_by_server"] if i["closed_by_server"] else ""))
+    if r["server"] == "whisk" and r.get("rss_max_kb"):
+        notes.append("front RSS max %.1f MB" % (r["rss_max_kb"] / 1024.0))
+    return notes
+
+
+def whisk_row(results, scenario):
+    r = (results or {}).get(scenario, {}).get("whisk")
+    return r if r and not r.get("failed") else None
+
+
+def scenario_table(scenario, rows, results=None):
+    """One scenario's Markdown table; `results` (all scenarios) adds the
+    comparisons between scenarios (hello vs ceiling)."""
+    if SCENARIOS[scenario].get("memory"):
+        return memory_table(rows)
     sc = SCENARIOS[scenario]
     rows = sorted(rows, key=lambda r: (r.get("failed") is not None, -r.get("rps", 0)))
     whisk = next((r for r in rows if r["server"] == "whisk" and not r.get("failed")), None)
@@ -919,15 +1283,17 @@ def scenario_table(scenario, rows):
         ratio = ""
         if whisk and r["server"] != "whisk" and r["rps"]:
             ratio = "%.2f×" % (whisk["rps"] / r["rps"])
+        elif whisk and r["server"] != "whisk":
+            ratio = "∞"
         notes = flags(r)
-        if r["server"] == "whisk" and r.get("rss_max_kb"):
-            notes.append("front RSS max %.1f MB" % (r["rss_max_kb"] / 1024.0))
+        warn = any(("error" in f) or ("starves" in f) or ("busy" in f) or ("stalled" in f) for f in notes)
+        notes += row_notes(scenario, r)
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, fmt_rps(r["rps"]), fmt_spread(r),
             ("%.2f ms" % r["p99_ms"]) if r["p99_ms"] is not None else "?",
             ("⚠ %d" % r["errors"]) if r["errors"] else "0",
-            fmt_conns(r), fmt_cpu(r), "%d × %d s" % (r["runs"], r["duration"]), ratio, ("⚠ " if any(("error" in f) or ("starves" in f) or ("busy" in f) for f in notes) else "")
-            + "; ".join(notes)))
+            fmt_conns(r), fmt_cpu(r), "%d × %d s" % (r["runs"], r["duration"]), ratio,
+            ("⚠ " if warn else "") + "; ".join(notes)))
     if not any(r["server"] == "whisk" for r in rows):
         lines.append("| whisk | pending | | | | | | | | not measured yet (does not build / not run) |")
     bp = best_peer(rows, peers_of(scenario))
@@ -936,14 +1302,63 @@ def scenario_table(scenario, rows):
         lines.append("whisk vs best peer (%s, %s req/s): **%.2f×**" % (bp["server"], fmt_rps(bp["rps"]), whisk["rps"] / bp["rps"]))
     elif bp:
         lines.append("Best peer: %s (%s req/s). whisk: pending." % (bp["server"], fmt_rps(bp["rps"])))
+    hello, ceiling = whisk_row(results, "hello"), whisk_row(results, "ceiling")
+    if scenario in ("hello", "ceiling") and hello and ceiling:
+        if lines[-1]:
+            lines.append("")
+        lines.append("whisk's Python path (hello, %s req/s) reaches **%.0f%%** of the ceiling, the same "
+                     "13 bytes from its Go front alone (%s req/s)."
+                     % (fmt_rps(hello["rps"]), 100.0 * hello["rps"] / ceiling["rps"], fmt_rps(ceiling["rps"])))
     lines.append("")
-    lines.append("_wrk -t2 -c%d; each server: warm-up run (discarded), then the runs shown; medians._" % sc["conns"])
+    extra = " -H '%s'" % "' -H '".join(sc["headers"]) if sc.get("headers") else ""
+    lines.append("_wrk -t2 -c%d%s; each server: warm-up run (discarded), then the runs shown; medians._"
+                 % (sc["conns"], extra))
+    if sc.get("idle"):
+        lines.append("")
+        lines.append("_Each measured run is a plain hello run (no idle clients) followed by one with %d "
+                     "idle clients opened first and held for the whole run (half send nothing, half a "
+                     "partial request head and one more header line a second; one the server closes is "
+                     "reopened); the req/s shown is the second, the percentage compares the two._"
+                     % sc["idle"])
+    return "\n".join(lines)
+
+
+def fmt_mb(kb):
+    return "%.1f MB" % (kb / 1024.0) if kb else "?"
+
+
+def memory_table(rows):
+    """The memory scenario: RSS and PSS of each server's whole process tree."""
+    sc = SCENARIOS["memory"]
+    rows = sorted(rows, key=lambda r: (r.get("failed") is not None, r.get("tree_load_pss_kb") or 0))
+    lines = ["### %s" % sc["title"], ""]
+    lines.append("| server | processes | PSS idle | PSS under load | RSS idle | RSS under load "
+                 "| req/s under load | notes |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        if r.get("failed"):
+            lines.append("| %s | — | — | — | — | — | — | ⚠ %s |" % (r["server"], "; ".join(flags(r))))
+            continue
+        notes = flags(r)
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s%s |" % (
+            r["server"], r.get("processes", 0), fmt_mb(r.get("tree_idle_pss_kb")),
+            fmt_mb(r.get("tree_load_pss_kb")), fmt_mb(r.get("tree_idle_rss_kb")),
+            fmt_mb(r.get("tree_load_rss_kb")), fmt_rps(r["rps"]),
+            "⚠ " if notes else "", "; ".join(notes)))
+    lines.append("")
+    lines.append("_Sums over the server's whole process tree (every process of its group and their "
+                 "descendants: fronts, masters, workers; nginx and gunicorn for nginx-gunicorn) of "
+                 "`Rss` and `Pss` from `/proc/PID/smaps_rollup`. RSS counts pages shared between "
+                 "processes (copy-on-write after fork, libraries) once per process; PSS splits them, "
+                 "so the PSS sum is what the stack really costs. Idle: 1 s after a warm-up wrk run "
+                 "(at least 2 s); under load: the sample (every 0.5 s) with the most PSS during the "
+                 "measured wrk runs at c=%d against the Django JSON view._" % sc["conns"])
     return "\n".join(lines)
 
 
 def targets_table(results):
-    """whisk's goals, evaluated on the stored results. A whisk row with errors
-    (or starvation) fails every target it is part of."""
+    """whisk's goals (issue 7), evaluated on the stored results. A whisk row
+    with errors (or starvation) fails every target it is part of."""
     def ratio_vs(sc, among=None):
         rows = list(results.get(sc, {}).values())
         w = results.get(sc, {}).get("whisk")
@@ -962,23 +1377,24 @@ def targets_table(results):
     gr = results.get("hello", {}).get("granian")
     gr = gr if gr and usable(gr) else None
     if w:
-        ok = ratio >= 1.5 and (gr is None or w["rps"] > gr["rps"])
+        ok = ratio >= 2.0 and (gr is None or w["rps"] >= 1.3 * gr["rps"])
         st = status(ok, "%.2f× %s%s" % (ratio, bp["server"],
                                         (", %.2f× granian" % (w["rps"] / gr["rps"])) if gr else ""), w)
     else:
         st = "pending"
-    lines.append("| hello ≥ 1.5× best of gunicorn/uWSGI/mod_wsgi, and ahead of Granian | %s |" % st)
+    lines.append("| hello keep-alive ≥ 2× best of gunicorn/uWSGI/mod_wsgi, and ≥ 1.3× Granian | %s |" % st)
     w, ratio, bp = ratio_vs("json")
-    st = status(ratio >= 1.1, "%.2f× %s" % (ratio, bp["server"]), w) if w else "pending"
-    lines.append("| Django JSON ≥ 1.1× best peer | %s |" % st)
+    st = status(ratio >= 1.2, "%.2f× %s" % (ratio, bp["server"]), w) if w else "pending"
+    lines.append("| Django JSON ≥ 1.2× best peer | %s |" % st)
     parts, allok, wrows = [], True, []
-    for sc in APP_SCENARIOS:
+    for sc in RATIO_SCENARIOS:
         w, ratio, bp = ratio_vs(sc)
         if w:
             wrows.append(w)
             allok &= ratio >= 1.0 and usable(w)
             parts.append("%s %.2f× (%s)" % (sc, ratio, bp["server"]))
-    lines.append("| no scenario below 1.0× best peer | %s |" % (
+    lines.append("| no scenario below 1.0× best peer (%s) | %s |" % (
+        ", ".join(RATIO_SCENARIOS),
         ("%s — %s" % ("PASS" if allok else "FAIL", ", ".join(parts))) if wrows else "pending"))
     parts, allok, wrows = [], True, []
     for sc in STATIC_SCENARIOS:
@@ -990,10 +1406,33 @@ def targets_table(results):
     verdict = "FAIL" if not allok else ("PASS" if len(wrows) == len(STATIC_SCENARIOS) else "partly measured")
     lines.append("| static files (100 KiB, 1 MiB) ≥ 0.9× nginx (aim: 1.0×) | %s |" % (
         ("%s — %s" % (verdict, ", ".join(parts))) if wrows else "pending"))
+    w = whisk_row(results, "sleep50")
+    st = status(w["rps"] >= 0.95 * capacity("whisk"), "%.1f%% of %.0f req/s" % (
+        100.0 * w["rps"] / capacity("whisk"), capacity("whisk")), w) if w else "pending"
+    lines.append("| 50 ms sleep, c=100: ≥ 95%% of processes × threads / 0.05 s (%d × %d / 0.05 s) | %s |"
+                 % (PROCESSES, THREADS, st))
+    w = whisk_row(results, "slow-clients")
+    st = status(w["rps"] >= 0.9 * w["baseline_rps"], "%.0f%% (%s of %s req/s)" % (
+        100.0 * w["rps"] / w["baseline_rps"], fmt_rps(w["rps"]), fmt_rps(w["baseline_rps"])), w) \
+        if w and w.get("baseline_rps") else "pending"
+    lines.append("| %d idle slow clients: whisk keeps ≥ 90%% of its own hello throughput | %s |"
+                 % (IDLE_CLIENTS, st))
     rss = [r["rss_max_kb"] for r in (results.get(sc, {}).get("whisk") for sc in ("hello", "json"))
            if r and not r.get("failed") and r.get("rss_max_kb")]
     lines.append("| whisk front RSS < 30 MB (max during hello and JSON) | %s |" % (
         ("%s — %.1f MB" % ("PASS" if max(rss) < 30 * 1024 else "FAIL", max(rss) / 1024.0)) if rss else "pending"))
+    w, g = (results.get("memory", {}).get(n) for n in ("whisk-preload", "gunicorn-gthread"))
+    w = w if w and not w.get("failed") else None
+    g = g if g and not g.get("failed") else None
+    if w and g and w.get("tree_load_pss_kb") and g.get("tree_load_pss_kb"):
+        ok = (w["tree_idle_pss_kb"] < g["tree_idle_pss_kb"] and w["tree_load_pss_kb"] < g["tree_load_pss_kb"])
+        st = "%s — idle %s vs %s, under load %s vs %s" % (
+            "PASS" if ok else "FAIL", fmt_mb(w["tree_idle_pss_kb"]), fmt_mb(g["tree_idle_pss_kb"]),
+            fmt_mb(w["tree_load_pss_kb"]), fmt_mb(g["tree_load_pss_kb"]))
+    else:
+        st = "pending"
+    lines.append("| Django with --preload: whisk's total PSS < gunicorn gthread's (2 × 8), idle and under load "
+                 "| %s |" % st)
     return "\n".join(lines)
 
 
@@ -1018,7 +1457,7 @@ def machine_info():
         ("Memory", mem),
         ("Kernel", platform.release()),
         ("OS", "Debian " + sh("cat /etc/debian_version")),
-        ("Python (bench/.venv: whisk, gunicorn, uWSGI, Granian)", sh("%s/bin/python -V" % VENV)),
+        ("Python (bench/.venv: whisk, gunicorn, uWSGI, Granian, waitress)", sh("%s/bin/python -V" % VENV)),
         ("Python (bench/.venv-system: Apache mod_wsgi)", sh("%s/bin/python -V" % VENV_SYS)),
         ("Go", sh("go version")),
         ("wrk", sh("dpkg-query -W -f='${Version}' wrk")),
@@ -1067,10 +1506,12 @@ def render_docs(results, commands):
     out.append("")
     out.append("## Targets")
     out.append("")
-    out.append("whisk's goals; ratios are whisk's median req/s over the peer's. "
-               "\"Best peer\" is the fastest of gunicorn-sync, gunicorn-gthread, uwsgi, granian and apache, "
+    out.append("whisk's goals (issue 7); ratios are whisk's median req/s over the peer's. "
+               "\"Best peer\" is the fastest of %s, " % ", ".join(peers_of("hello")) +
                "ignoring rows flagged with errors or starved connections; "
-               "the static-file scenarios are judged against nginx alone, measured in the same run.")
+               "the static-file scenarios are judged against nginx alone, measured in the same run; "
+               "the 50 ms sleep against its capacity, the idle-clients run against whisk's own "
+               "plain hello.")
     out.append("")
     out.append(targets_table(results))
     out.append("")
@@ -1083,7 +1524,7 @@ def render_docs(results, commands):
     for sc in SCENARIO_ORDER:
         rows = list(results.get(sc, {}).values())
         if rows:
-            out.append(scenario_table(sc, rows))
+            out.append(scenario_table(sc, rows, results))
             out.append("")
     out.append("Columns: *errors* = wrk's non-2xx responses + socket errors (connect/read/write/timeout), "
                "summed over the measured runs; any non-zero value is flagged ⚠. "
@@ -1137,7 +1578,7 @@ def render_docs(results, commands):
             out.append("Measured build: %s." % "; ".join(builds))
             out.append("")
         app_row = next((results[sc][name] for sc in APP_SCENARIOS if name in results.get(sc, {})), None)
-        static_row = next((results[sc][name] for sc in STATIC_SCENARIOS if name in results.get(sc, {})), None)
+        static_row = next((results[sc][name] for sc in FILE_SCENARIOS if name in results.get(sc, {})), None)
         out.append("```sh")
         if app_row or name == "whisk":
             if static_row:
@@ -1159,12 +1600,19 @@ def render_docs(results, commands):
                                   appdir="bench/apps", script="bench/apps/hello.py").rstrip())
     out.append("```")
     out.append("")
-    out.append("nginx configuration (generated per run into a private temp dir, `bench/run.py` `NGINX_CONF`; "
-               "`user www-data;` is only written when the harness runs as root):")
+    out.append("nginx configuration (generated per run into a private temp dir, `bench/run.py` `NGINX_CONF` "
+               "with `NGINX_STATIC` for the static scenarios; `user www-data;` is only written when the "
+               "harness runs as root):")
     out.append("")
     out.append("```nginx")
     out.append(NGINX_CONF.format(user="user www-data;\n", workers=os.cpu_count() or 1, tmp="$TMP",
-                                 port="PORT", static="$TMP/static").rstrip())
+                                 port="PORT", locations=NGINX_STATIC.format(static="$TMP/static")).rstrip())
+    out.append("```")
+    out.append("")
+    out.append("nginx-gunicorn: the same `NGINX_CONF` with `NGINX_PROXY` as its server's locations:")
+    out.append("")
+    out.append("```nginx")
+    out.append(NGINX_PROXY.format(sock="$TMP/gunicorn.sock"))
     out.append("```")
     out.append("")
     out.append(FAIRNESS_TEXT)
@@ -1194,10 +1642,27 @@ METHOD_TEXT = """\
   (no `Accept-Encoding`, so no precompressed variant is looked for). The smoke test compares
   the whole body with the file. whisk serves them from its Go front (`--static`); its
   2 Python workers are started with the hello app but never hit.
-- Apps: `bench/apps/hello.py` (13-byte text/plain), `bench/apps/big.py` (1 MiB GET body;
+- Apps: `bench/apps/hello.py` (13-byte text/plain), `bench/apps/sleep.py` (sleeps 50 ms,
+  then 11 bytes), `bench/apps/big.py` (1 MiB GET body;
   POST reads the whole body and returns its length), `bench/djangoapp/` (`django-admin
   startproject` output with DEBUG=False, ALLOWED_HOSTS=['*'], default middleware and
-  apps kept; `GET /json/` returns a small dict via `JsonResponse`, no database access).
+  apps kept; `GET /json/` returns a small dict via `JsonResponse`, `GET /page/` renders
+  `templates/page.html`, a 19.8 KB page looping over 90 rows; no database access).
+- `hello-close` sends `Connection: close` with every request (wrk `-H`), so each request
+  is a new TCP connection; the smoke test requires the server to close it.
+  `ceiling` is whisk only: the hello body as a 13-byte static file served by whisk's Go
+  front (`--static`), i.e. the most the Python path could reach.
+  `sleep50` is judged against capacity: requests that can run at once / 0.05 s
+  (2 × 8 / 0.05 = 320 req/s for most servers).
+- `slow-clients`: before wrk starts, the harness opens 500 more TCP connections (non-blocking,
+  up to 3 s to establish) and holds them for the run from a helper thread: the even ones
+  send nothing, the odd ones a partial request head (`GET / HTTP/1.1`, `Host`) and then one
+  more header line a second; a connection the server closes or answers is reopened. Each
+  measured run is a plain hello run followed by this one, on the same server instance.
+- `memory`: the Django JSON view; RSS and PSS summed over the server's whole process tree
+  (`/proc/PID/smaps_rollup`), once idle (1 s after the warm-up) and as the highest sample
+  (every 0.5 s) during the measured runs. whisk runs twice there: as usual, and with
+  `--preload` (`whisk-preload`).
 - **Noise.** The machine is a small VM shared with other work (builds and tests of other
   engineers). Before each measured run the harness waits (up to 30 s) for a quiet second,
   measures the CPU used by everything else during the run, redoes a disturbed run
@@ -1229,10 +1694,17 @@ FAIRNESS_TEXT = """\
   of the clients starve. The configuration benchmarked as `uwsgi` is therefore uWSGI's own
   HTTP router (`--http --http-keepalive`) in front of the workers over a unix socket
   (`--http-to`/`--socket`): real keep-alive, no starvation, and architecturally the
-  closest to whisk (front process + Python workers). The two other variants remain
-  available as `--servers uwsgi-http-socket,uwsgi-http11`; their hello rows are in the
-  table above, marked *(diagnostic)* (the `uwsgi-http11` req/s is what 16 of the 64
-  connections got).
+  closest to whisk (front process + Python workers). `uwsgi-http-socket` is run too (the
+  issue names it; its rows are flagged with those read errors, so it is never the best
+  peer); `uwsgi-http11` remains available as `--servers uwsgi-http11`, marked
+  *(diagnostic)* (its req/s is what 16 of the 64 connections got).
+- **waitress** has no worker processes: one process with 8 threads (`--threads=8`), its
+  asyncore front and defaults otherwise (`connection_limit` 100, `channel_timeout` 120 s).
+- **nginx-gunicorn**: nginx (Debian's, one worker per CPU) proxies every request over a
+  unix socket to gunicorn gthread 2 × 8, with the seed documents' `proxy_pass
+  http://unix:...` and headers; nginx keeps the clients' connections alive, but opens a
+  new upstream connection per request (no `upstream { keepalive }`, as there) and
+  buffers responses (its default). `client_max_body_size 16m` (default 1m).
 - **Apache**: `MaxKeepAliveRequests 0` (unlimited, Apache's default is 100) so
   connections are reused as with the other servers; enough event-MPM threads for c=64;
   no access log. mod_wsgi runs in daemon mode with Debian's mod_wsgi 4.9 and Debian's
@@ -1301,19 +1773,22 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             ap.error("unknown scenario %r" % s)
-    if "whisk" in servers and not os.access(WHISK_BIN, os.X_OK):
-        log("whisk: %s not built (go build ./cmd/whisk failed or was not run) -- skipping whisk" % WHISK_BIN)
-        servers.remove("whisk")
+    for name in WHISK_SERVERS:
+        if name in servers and not os.access(WHISK_BIN, os.X_OK):
+            log("%s: %s not built (go build ./cmd/whisk failed or was not run) -- skipping"
+                % (name, WHISK_BIN))
+            servers.remove(name)
     if "apache" in servers and os.geteuid() != 0:
         log("apache: needs root (User/Group www-data) -- skipping")
         servers.remove("apache")
-    if "nginx" in servers and not os.access(NGINX_BIN, os.X_OK):
-        log("nginx: %s not installed (bench/run.sh installs it) -- skipping" % NGINX_BIN)
-        servers.remove("nginx")
+    for name in ("nginx", "nginx-gunicorn"):
+        if name in servers and not os.access(NGINX_BIN, os.X_OK):
+            log("%s: %s not installed (bench/run.sh installs it) -- skipping" % (name, NGINX_BIN))
+            servers.remove(name)
     pairs = [(sc, name) for sc in scenarios for name in servers if applies(name, sc)]
     if not pairs:
         ap.error("no server of --servers takes part in --scenarios (nginx: static-* only; "
-                 "WSGI servers: the app scenarios)")
+                 "ceiling: whisk only; whisk-preload: memory only; WSGI servers: the app scenarios)")
     for tool in ("wrk", "ss"):
         if not shutil.which(tool):
             sys.exit("%s not found; run bench/run.sh (installs it)" % tool)
@@ -1330,8 +1805,10 @@ def main():
     os.chmod(tmp_root, 0o755)
     command = "bench/run.sh " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = {}
+    if any(SCENARIOS[sc].get("idle") for sc in scenarios):
+        raise_fd_limit(4 * IDLE_CLIENTS)
     try:
-        if any(sc in STATIC_SCENARIOS for sc in scenarios):
+        if any(sc in FILE_SCENARIOS for sc in scenarios):
             write_static_files(os.path.join(tmp_root, "static"))
         for sc, name in pairs:
             results.setdefault(sc, {})[name] = bench_one(name, sc, args, tmp_root)
@@ -1350,10 +1827,13 @@ def main():
     print()
     for sc in SCENARIO_ORDER:
         if sc in results:
-            print(scenario_table(sc, list(results[sc].values())))
+            print(scenario_table(sc, list(results[sc].values()), results))
             print()
 
     if args.no_store:
+        print("Targets on this run's rows alone:")
+        print()
+        print(targets_table(results))
         log("--no-store: bench/results/latest.json and %s left as they are" % DOCS)
         return 1 if any(r.get("failed") for rows in results.values() for r in rows.values()) else 0
     latest = {"results": {}, "commands": []} if args.fresh else load_latest()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# bench/run.sh — whisk benchmark harness (whisk vs gunicorn, uWSGI, Granian,
-# Apache+mod_wsgi; static files: whisk vs nginx), driven by wrk against 127.0.0.1.
+# bench/run.sh — whisk benchmark harness (whisk vs gunicorn, nginx+gunicorn, uWSGI,
+# Granian, Apache+mod_wsgi, waitress; static files: whisk vs nginx), driven by wrk
+# against 127.0.0.1.
 #
 # Usage (from anywhere; needs root for apt and for Apache's User/Group):
 #   bench/run.sh                      # everything, defaults: 3 runs x 10 s, 2 s warm-up
 #   bench/run.sh --duration 3 --runs 1                         # quick debug run
 #   bench/run.sh --servers gunicorn-sync,gunicorn-gthread,uwsgi,granian,apache
+#   bench/run.sh --scenarios slow-clients,memory --servers whisk,whisk-preload,gunicorn-gthread
 #   bench/run.sh --scenarios hello,json --servers whisk,granian
 #   bench/run.sh --scenarios static-100k,static-1m --servers whisk,nginx
 #   bench/run.sh --no-docs            # do not rewrite docs/benchmarks.md (results still stored)
@@ -16,11 +18,18 @@
 #   bench/run.sh --no-setup --docs-only   # re-render docs/benchmarks.md from stored results
 #   bench/run.sh --help               # all options (--busy, --retries, --quiet-wait, ...)
 #
-# Servers:   whisk gunicorn-sync gunicorn-gthread uwsgi granian apache nginx
-#            (+ diagnostic, not run by default: uwsgi-http-socket uwsgi-http11)
-#            nginx serves the static scenarios only, the WSGI servers the others.
-# Scenarios: hello (keep-alive, c=64), json (Django JsonResponse, c=64),
+# Servers:   whisk gunicorn-sync gunicorn-gthread nginx-gunicorn uwsgi
+#            uwsgi-http-socket granian apache waitress nginx, whisk-preload
+#            (+ diagnostic, not run by default: uwsgi-http11)
+#            nginx serves the static scenarios only, the WSGI servers the others;
+#            whisk-preload (whisk --preload) takes part in memory only.
+# Scenarios: hello (keep-alive, c=64), ceiling (whisk only: the hello body as a
+#            static file from whisk's Go front), hello-close (Connection: close),
+#            sleep50 (50 ms sleep, c=100), json (Django JsonResponse, c=64),
+#            template (Django template page, ~20 KB, c=64),
 #            big-get (1 MiB response, c=16), big-post (1 MiB request body, c=16),
+#            slow-clients (hello while 500 idle slow clients hold connections),
+#            memory (RSS/PSS of each stack hosting Django, idle and under load),
 #            static-100k, static-1m (100 KiB / 1 MiB file, keep-alive, c=64)
 #
 # What this script does before handing over to bench/run.py (stdlib only):

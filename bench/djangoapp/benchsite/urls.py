@@ -22,4 +22,5 @@ from . import views
 urlpatterns = [
     path('admin/', admin.site.urls),
     path('json/', views.json_view),
+    path('page/', views.page_view),
 ]
