@@ -57,8 +57,9 @@ type Config struct {
 // Manager obtains certificates for its hosts. Its host list can change (on
 // reload); the directory, account and cache are fixed for its life.
 type Manager struct {
-	m     *autocert.Manager
-	hosts atomic.Pointer[map[string]bool]
+	m         *autocert.Manager
+	hosts     atomic.Pointer[map[string]bool]
+	directory string
 }
 
 // New returns a Manager for cfg. Turning ACME on accepts the CA's terms
@@ -90,7 +91,7 @@ func New(cfg Config) (*Manager, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 		client.HTTPClient = &http.Client{Transport: tr}
 	}
-	mgr := &Manager{}
+	mgr := &Manager{directory: client.DirectoryURL}
 	mgr.SetHosts(cfg.Hosts)
 	mgr.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
@@ -120,6 +121,9 @@ func (m *Manager) Hosts() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Directory returns the CA's directory URL in use.
+func (m *Manager) Directory() string { return m.directory }
 
 // Handles reports whether a handshake for name (SNI) is the Manager's:
 // one of its hosts.

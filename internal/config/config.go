@@ -85,7 +85,8 @@ type Server struct {
 	// ACMEDirectory is the CA's directory URL; "" means Let's Encrypt.
 	ACMEDirectory string `whisk:"acme_directory"`
 	// ACMECache is where the ACME account key and certificates are kept;
-	// "" means ACMECacheDir's default.
+	// "" means the default: /var/lib/whisk/acme as root, else the user's
+	// cache directory.
 	ACMECache string `whisk:"acme_cache"`
 	// ACMECACert is a PEM file of CAs trusted for HTTPS to ACMEDirectory.
 	ACMECACert string `whisk:"acme_ca_cert"`

@@ -95,12 +95,6 @@ func (r *Range) Seek(offset int64, whence int) (int64, error) {
 	return abs, nil
 }
 
-// rawConner is a connection whose descriptor sendfile can write to:
-// *net.TCPConn and *net.UnixConn.
-type rawConner interface {
-	SyscallConn() (syscall.RawConn, error)
-}
-
 // Send copies src to dst with sendfile(2) when src is a *Range, or an
 // *io.LimitedReader around one, and dst is a TCP or unix connection; it
 // advances the Range (and the LimitedReader's N) by what was sent. handled
@@ -119,16 +113,15 @@ func Send(dst net.Conn, src io.Reader, progress func()) (written int64, err erro
 	if !ok {
 		return 0, nil, false
 	}
-	c, ok := dst.(rawConner)
-	if !ok {
-		return 0, nil, false
-	}
-	switch dst.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	var rc syscall.RawConn
+	switch c := dst.(type) {
+	case *net.TCPConn:
+		rc, err = c.SyscallConn()
+	case *net.UnixConn:
+		rc, err = c.SyscallConn()
 	default:
 		return 0, nil, false
 	}
-	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, nil, false
 	}

@@ -60,7 +60,7 @@ func (s *Server) openCerts(cfg *config.Config) error {
 	if hosts := cfg.Server.ACMEHosts; len(hosts) > 0 {
 		dir := cfg.Server.ACMECache
 		if dir == "" {
-			dir = ACMECacheDir()
+			dir = acmeCacheDir()
 		}
 		s.acme, err = acme.New(acme.Config{
 			Hosts:     hosts,
@@ -74,19 +74,15 @@ func (s *Server) openCerts(cfg *config.Config) error {
 		}
 		source = s.acme
 		s.acmeDir = dir
-		directory := cfg.Server.ACMEDirectory
-		if directory == "" {
-			directory = acme.LetsEncrypt
-		}
-		s.deps.Log.Info("TLS certificates from ACME", "hosts", strings.Join(s.acme.Hosts(), ","), "directory", directory, "cache", dir)
+		s.deps.Log.Info("TLS certificates from ACME", "hosts", strings.Join(s.acme.Hosts(), ","), "directory", s.acme.Directory(), "cache", dir)
 	}
 	s.certs = front.NewCerts(set, source)
 	return nil
 }
 
-// ACMECacheDir is acme_cache's default: /var/lib/whisk/acme for root,
+// acmeCacheDir is acme_cache's default: /var/lib/whisk/acme for root,
 // else whisk/acme in the user's cache directory.
-func ACMECacheDir() string {
+func acmeCacheDir() string {
 	if os.Geteuid() == 0 {
 		return "/var/lib/whisk/acme"
 	}

@@ -277,13 +277,3 @@ func (c *fileCache) close() {
 		c.mu.Unlock()
 	})
 }
-
-// len returns the number of entries.
-func (c *fileCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}

@@ -1126,3 +1126,13 @@ func TestFileCacheCloseTwice(t *testing.T) {
 		t.Errorf("open after Close and one request: %q", fds)
 	}
 }
+
+// len returns the number of entries (for the tests).
+func (c *fileCache) len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
