@@ -4,7 +4,8 @@
 // interpreters a user would point --python at.
 //
 // The Django and Flask tests need the test virtualenv: WHISK_TEST_VENV, made
-// by scripts/testenv.sh from testdata/requirements-test.txt:
+// by scripts/testenv.sh from testdata/requirements-test.txt (the Starlette,
+// FastAPI and Django ASGI tests of asgi_test.go skip without it):
 //
 //	WHISK_TEST_VENV="$(scripts/testenv.sh)" go test ./e2e/
 //

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's test command and .ci/run run.
 # It sets up what the tests need by itself (the test virtualenv with pinned
-# Django and Flask from PyPI; Debian's chromium, installed with apt-get as
-# root when missing, for the status page test; pebble, Let's Encrypt's ACME
+# Django, Flask, Starlette and FastAPI from PyPI; Debian's chromium, installed
+# with apt-get as root when missing, for the status page test; pebble, Let's Encrypt's ACME
 # test server, built pinned into .cache/bin, for the ACME tests), then runs
 # vet, gofmt, the Go tests with the race detector, the Python runtime's tests
 # under two interpreters, and each fuzz target briefly. FUZZ (default 200000x; 3000x for the end-to-end

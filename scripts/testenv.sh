@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # testenv.sh creates or refreshes the virtualenv the end-to-end tests run
-# Django and Flask in, from testdata/requirements-test.txt, and prints its path
-# on the last line of stdout (everything else goes to stderr):
+# Django, Flask, Starlette and FastAPI in, from testdata/requirements-test.txt,
+# and prints its path on the last line of stdout (everything else goes to
+# stderr):
 #
 #     export WHISK_TEST_VENV="$(scripts/testenv.sh)"
 #
 # It is idempotent: the venv holds a stamp with the SHA-256 of the
 # requirements file, and when the stamp matches (and the venv's interpreter
-# still imports Django and Flask) nothing is installed. Otherwise the venv is
-# recreated from scratch, so a package dropped from the file leaves the venv.
+# still imports Django, Flask, Starlette and FastAPI) nothing is installed.
+# Otherwise the venv is recreated from scratch, so a package dropped from the
+# file leaves the venv.
 #
 # Environment:
 #   WHISK_TEST_VENV   where the venv lives (default: REPO/.cache/testenv)
@@ -37,7 +39,7 @@ want=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1],
 
 up_to_date() {
 	[[ -f $stamp && $(<"$stamp") == "$want" ]] &&
-		"$venv/bin/python" -c 'import django, flask' 2>/dev/null
+		"$venv/bin/python" -c 'import django, flask, starlette, fastapi' 2>/dev/null
 }
 
 # One run at a time per venv (two `make test` in parallel would otherwise
@@ -117,7 +119,7 @@ fi
 
 log "installing $req"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
-"$venv/bin/python" -c 'import django, flask' # fail here, not in the tests
+"$venv/bin/python" -c 'import django, flask, starlette, fastapi' # fail here, not in the tests
 
 printf '%s\n' "$want" >"$stamp.tmp"
 mv "$stamp.tmp" "$stamp"

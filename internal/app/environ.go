@@ -104,12 +104,7 @@ func (h *Handler) buildEnviron(rb *wire.RequestBuilder, r *http.Request, pathInf
 	rb.Env("PATH_INFO", pathInfo)
 	rb.Env("QUERY_STRING", r.URL.RawQuery)
 	rb.Env("SERVER_PROTOCOL", r.Proto)
-	scheme := "http"
-	if info := reqinfo.From(r.Context()); info != nil && info.Scheme != "" {
-		scheme = info.Scheme // the connection's, or a trusted proxy's X-Forwarded-Proto
-	} else if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := requestScheme(r) // the connection's, or a trusted proxy's X-Forwarded-Proto
 	rb.Env("wsgi.url_scheme", scheme)
 	if info := reqinfo.From(r.Context()); info != nil && info.ID != "" {
 		// The request id, for the app (as mod_wsgi's mod_wsgi.request_id)

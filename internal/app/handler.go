@@ -130,8 +130,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if db != nil {
 		r.Body = db
 	}
-	b, err := h.readBody(r)
-	db.disarm()
+	streamed := h.Group != nil && h.Group.ASGI() && streamsBody(r) // upload.go
+	b, err := &body{h: h}, error(nil)
+	if !streamed {
+		b, err = h.readBody(r)
+		db.disarm()
+	}
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			h.tooLarge(w)
@@ -174,7 +178,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slot.Begin(r.Method, r.URL.Path) // for the status page; Release clears it
-	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: slot.NextStream(), w: w, r: r, body: b, start: time.Now()}
+	stream := slot.NextStream()
+	ex := &exchange{h: h, slot: slot, conn: slot.Conn(), stream: stream, w: w, r: r, body: b, start: time.Now()}
+	if streamed {
+		if !slot.ASGI() { // the group's workers changed interface meanwhile
+			h.Group.Release(slot, true)
+			http.Error(w, "503 Service Unavailable: the app was reloaded; try again", http.StatusServiceUnavailable)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex() // read the body while the response goes out (HTTP/1.1)
+		ex.in = newUpload(ex, r.Body, rc)
+		defer func() {
+			ex.in.stop()
+			db.disarm()
+		}()
+	}
+	if slot.ASGI() && isWebSocket(r) {
+		if problem := checkHandshake(r); problem != "" {
+			h.Group.Release(slot, true)
+			http.Error(w, "400 Bad Request: WebSocket handshake: "+problem, http.StatusBadRequest)
+			return
+		}
+		ex.ws = true
+	}
 	ex.run(ctx, pathInfo, bodyLen)
 	if info != nil {
 		info.PID = slot.PID()
@@ -192,7 +219,7 @@ func (h *Handler) tooLarge(w http.ResponseWriter) {
 type exchange struct {
 	h       *Handler
 	slot    *group.Slot
-	conn    *wire.Conn
+	conn    wire.StreamConn
 	stream  uint32
 	w       http.ResponseWriter
 	r       *http.Request
@@ -201,7 +228,9 @@ type exchange struct {
 	sendBuf *[]byte   // from wire.GetBuffer, for DATA frames of a large request body
 	start   time.Time // when the slot was taken
 
-	sp *spool // the streamed response, when there is one
+	sp *spool  // the streamed response, when there is one
+	ws bool    // a WebSocket handshake to an ASGI app
+	in *upload // the request body as it arrives (ASGI), instead of body
 
 	mu          sync.Mutex // guards the fields below and writes that must not follow release
 	released    bool
@@ -221,12 +250,21 @@ var (
 func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 	rb := builders.Get().(*wire.RequestBuilder)
 	rb.Begin(ex.stream)
-	ex.h.buildEnviron(rb, ex.r, pathInfo, bodyLen)
+	switch {
+	case ex.ws:
+		ex.h.buildWebSocketScope(rb, ex.r)
+	case ex.slot.ASGI():
+		ex.h.buildScope(rb, ex.r)
+	default:
+		ex.h.buildEnviron(rb, ex.r, pathInfo, bodyLen)
+	}
 	first := min(ex.body.size, wire.RequestWindow)
 	prefix, err := ex.body.prefix(first)
 	var frame []byte
 	if err == nil {
-		frame, err = rb.Finish(prefix, first == ex.body.size)
+		// A WebSocket's half goes on with its messages, and a streamed
+		// body's with its DATA frames.
+		frame, err = rb.Finish(prefix, first == ex.body.size && !ex.ws && ex.in == nil)
 	}
 	if err != nil {
 		builders.Put(rb)
@@ -235,13 +273,21 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 		http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
 		return
 	}
-	err = ex.conn.Write(frame)
+	if st, ok := ex.conn.(*wire.Stream); ok {
+		err = st.Begin(frame) // an ASGI stream's id is assigned as its REQUEST goes out
+		ex.stream = st.ID()
+	} else {
+		err = ex.conn.Write(frame)
+	}
 	builders.Put(rb)
 	ex.sent = first
 	if err != nil {
 		ex.abandon(err, "before the response started")
 		ex.badGateway()
 		return
+	}
+	if ex.in != nil {
+		ex.in.start()
 	}
 
 	// Wake the reader when the client leaves; the callback checks released
@@ -275,10 +321,28 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 				return
 			}
 		case wire.TypeResponse:
+			if ex.ws {
+				if head, _, err := wire.DecodeResponse(f.Payload); err == nil && isAccept(head) {
+					stop() // from now on the relay watches the client
+					ex.acceptWebSocket(head)
+					f.Release()
+					return
+				}
+				// Any other response refuses the WebSocket over HTTP; the
+				// front's half ends with it.
+				ex.mu.Lock()
+				if !ex.released && !f.End() {
+					_ = ex.conn.Write(appendClose(nil, ex.stream, websocketAbnormal, ""))
+				}
+				ex.mu.Unlock()
+			}
 			ex.respond(ctx, f)
 			return
 		case wire.TypeAbort:
 			ex.release(true)
+			if ex.in != nil && ex.in.answerFailure(ex.w, ex.r) {
+				return // the body's failure made the app give up
+			}
 			ex.h.Log.Error("app failed before the response started", "error", string(f.Payload), "method", ex.r.Method, "path", ex.r.URL.Path, "request_id", requestID(ex.r), "pid", ex.slot.PID())
 			http.Error(ex.w, "500 Internal Server Error", http.StatusInternalServerError)
 			return
@@ -330,6 +394,10 @@ func (ex *exchange) sendBody(payload []byte) error {
 	n, err := wire.ParseCredit(payload)
 	if err != nil {
 		return err
+	}
+	if ex.in != nil {
+		ex.in.grant(n)
+		return nil
 	}
 	for n > 0 && ex.sent < ex.body.size {
 		chunk := min(int64(n), ex.body.size-ex.sent, chunkSize)

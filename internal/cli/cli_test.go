@@ -97,7 +97,7 @@ func TestEveryFlagLoads(t *testing.T) {
 		"health_bind": "unix:" + filepath.Join(dir, "health.sock"), "forwarded_allow_ips": "10.0.0.0/8", "request_id_header": "X-Trace",
 		"static": "/static/=" + dir, "x_sendfile": dir, "x_accel_redirect": "/protected/=" + dir,
 		"acme_hosts": "example.com", "acme_email": "ops@example.com", "acme_directory": "https://acme.example.net/dir",
-		"acme_cache": dir, "acme_ca_cert": cert,
+		"acme_cache": dir, "acme_ca_cert": cert, "interface": "asgi",
 	}
 	for _, s := range config.Settings {
 		v, ok := values[s.Name]

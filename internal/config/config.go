@@ -149,8 +149,15 @@ type Group struct {
 	AllowRoot bool `whisk:"allow_root"`
 	// Processes is the number of worker processes.
 	Processes int `whisk:"processes"`
-	// Threads is the number of threads per process.
+	// Threads is the number of threads per process (WSGI); for an ASGI app,
+	// the threads of each process's executor for sync code.
 	Threads int `whisk:"threads"`
+	// Interface is auto, wsgi or asgi: how the app is called. auto takes
+	// ASGI for a coroutine function or an object with an async __call__.
+	Interface string `whisk:"interface"`
+	// MaxConcurrency bounds the requests an ASGI process runs at once
+	// (then the queue applies).
+	MaxConcurrency int `whisk:"max_concurrency"`
 	// StartupTimeout bounds the app's import in a new worker.
 	StartupTimeout time.Duration `whisk:"startup_timeout"`
 	// RequestTimeout bounds the wait for a response to start and each pause
@@ -262,6 +269,8 @@ func DefaultGroup(numCPU int) Group {
 		Python:          "python3",
 		Processes:       numCPU,
 		Threads:         4,
+		Interface:       "auto",
+		MaxConcurrency:  1000,
 		StartupTimeout:  60 * time.Second,
 		RequestTimeout:  30 * time.Second,
 		QueueTimeout:    30 * time.Second,

@@ -155,6 +155,7 @@ func (l *loader) validateGroup(g *Group) {
 	}{
 		{"processes", int64(g.Processes), "2"},
 		{"threads", int64(g.Threads), "4"},
+		{"max_concurrency", int64(g.MaxConcurrency), "1000"},
 		{"startup_timeout", int64(g.StartupTimeout), "\"60s\""},
 		{"request_timeout", int64(g.RequestTimeout), "\"30s\""},
 		{"queue_timeout", int64(g.QueueTimeout), "\"30s\""},
@@ -177,6 +178,11 @@ func (l *loader) validateGroup(g *Group) {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(v, "\x00") {
 			l.errorf(at("env"), "%q: want a variable name without '=' or NUL", k)
 		}
+	}
+	switch g.Interface {
+	case "auto", "wsgi", "asgi":
+	default:
+		l.errorf(at("interface"), "%q: want auto, wsgi or asgi", g.Interface)
 	}
 	switch g.CPUAffinity {
 	case "auto", "on", "off":

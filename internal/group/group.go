@@ -1,5 +1,6 @@
 // Package group runs a process group: Processes worker processes of one
-// app with Threads request slots each. It hands out idle slots to requests
+// app with Threads request slots each (an ASGI app: MaxConcurrency slots,
+// streams on one shared channel). It hands out idle slots to requests
 // (least busy process first) through a bounded queue, respawns workers that
 // die (with backoff), recycles them (after MaxRequests, above MaxRSS, or on
 // Recycle) with the replacement ready before the old one stops taking work,
@@ -42,6 +43,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whiskserver/whisk/internal/proc"
@@ -60,6 +62,9 @@ const (
 	// DefaultFailedRetry is how long a crash-looping group stays failed
 	// when Config.FailedRetry is 0.
 	DefaultFailedRetry = 30 * time.Second
+	// DefaultMaxConcurrency is an ASGI worker's slots when
+	// Config.MaxConcurrency is 0.
+	DefaultMaxConcurrency = 1000
 	// CrashLoopFailures is the number of consecutive startup failures that
 	// puts a group in the failed state.
 	CrashLoopFailures = 5
@@ -74,8 +79,11 @@ type Config struct {
 	Spec proc.Spec
 	// Processes is the number of worker processes.
 	Processes int
-	// Threads is the number of threads (slots) per process.
+	// Threads is the number of threads (slots) per process of a WSGI app.
 	Threads int
+	// MaxConcurrency is the number of slots per process of an ASGI app
+	// (streams at once on its one channel); 0 means DefaultMaxConcurrency.
+	MaxConcurrency int
 	// MaxRequests recycles a worker after that many requests; 0 disables.
 	MaxRequests int
 	// MaxRequestsJitter adds up to that many requests to each worker's
@@ -193,11 +201,16 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Slot is one worker thread's request channel, held by one request at a time.
+// Slot is one request's place in a worker, held by one request at a time:
+// a WSGI worker thread's request channel, or one of the streams an ASGI
+// worker's channel carries at once.
 type Slot struct {
 	w      *worker
-	conn   *wire.Conn
+	conn   *wire.Conn   // WSGI: the thread's channel
+	mux    *wire.Mux    // ASGI: the process's channel, shared by its slots
+	cur    *wire.Stream // ASGI: the stream NextStream opened
 	stream uint32
+	held   bool // Hold was called: a WebSocket holds the slot
 
 	// What the slot serves, for status pages: set by Begin, cleared by
 	// Release. Its own lock, so the request path never takes the group's.
@@ -233,14 +246,45 @@ func (s *Slot) current() (r Request, ok bool) {
 	return Request{Method: s.method, Path: s.path, Since: s.since}, true
 }
 
-// Conn is the slot's channel to its worker thread.
-func (s *Slot) Conn() *wire.Conn { return s.conn }
+// Conn is the slot's channel to its worker: the thread's channel (WSGI),
+// or the stream NextStream opened (ASGI). Call NextStream first.
+func (s *Slot) Conn() wire.StreamConn {
+	if s.mux != nil {
+		return s.cur
+	}
+	return s.conn
+}
 
-// NextStream returns a new stream id for this channel.
+// NextStream opens a new stream for the request holding the slot and
+// returns its id. An ASGI stream's id is 0 until its REQUEST is written
+// with Conn().(*wire.Stream).Begin, which assigns it.
 func (s *Slot) NextStream() uint32 {
+	if s.mux != nil {
+		s.cur = s.mux.Open()
+		return 0
+	}
 	s.stream++
 	return s.stream
 }
+
+// Hold marks slot s as held by a long-lived connection, an accepted
+// WebSocket, until Release. A retiring or stopping worker does not wait for
+// such slots: it gets STOP once its other requests are done, and closes its
+// WebSockets itself (1001, docs/protocol.md).
+func (g *Group) Hold(s *Slot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.held {
+		return
+	}
+	s.held = true
+	s.w.held++
+	g.stopIfDoneLocked(s.w)
+	g.notifyLocked()
+}
+
+// ASGI reports whether the slot's worker serves an ASGI app.
+func (s *Slot) ASGI() bool { return s.mux != nil }
 
 // PID is the process id of the worker behind the slot.
 func (s *Slot) PID() int { return s.w.p.PID }
@@ -251,6 +295,7 @@ type worker struct {
 	slots    []*Slot // all of them, busy or idle
 	idle     []*Slot // LIFO: the warmest thread first
 	busy     int
+	held     int // of busy: slots held by WebSockets (Slot.Hold)
 	served   int
 	limit    int    // recycle after this many requests; 0 = never
 	replaced bool   // a replacement has been started (or is not wanted)
@@ -294,6 +339,7 @@ type Group struct {
 	restarts map[string]int // by reason (the Restart* constants)
 
 	django *proc.Django // the first ready worker's report of Django's settings
+	asgi   atomic.Bool  // the last ready worker serves an ASGI app
 
 	ctx    context.Context // cancelled by Stop: ends spawns in progress
 	cancel context.CancelFunc
@@ -323,6 +369,11 @@ func New(cfg Config, spawner *proc.Spawner) *Group {
 
 // Name is the group's name.
 func (g *Group) Name() string { return g.cfg.Name }
+
+// ASGI reports whether the group's app is an ASGI app, as its last ready
+// worker said (false before any worker was ready). Its slots say so for
+// certain (Slot.ASGI).
+func (g *Group) ASGI() bool { return g.asgi.Load() }
 
 // Django returns what the group's first ready worker reported of a Django
 // app's settings (where its static and media files are), or nil when it
@@ -456,8 +507,19 @@ func (g *Group) add(p *proc.Process, old *worker, cpu int) {
 			w.limit += rand.IntN(g.cfg.MaxRequestsJitter + 1)
 		}
 	}
-	for _, c := range p.Channels {
-		w.slots = append(w.slots, &Slot{w: w, conn: c})
+	if p.Hello.ASGI() && len(p.Channels) > 0 {
+		mux := wire.NewMux(p.Channels[0])
+		n := g.cfg.MaxConcurrency
+		if n <= 0 {
+			n = DefaultMaxConcurrency
+		}
+		for range n {
+			w.slots = append(w.slots, &Slot{w: w, mux: mux})
+		}
+	} else {
+		for _, c := range p.Channels {
+			w.slots = append(w.slots, &Slot{w: w, conn: c})
+		}
 	}
 	w.idle = slices.Clone(w.slots)
 	g.mu.Lock()
@@ -468,6 +530,7 @@ func (g *Group) add(p *proc.Process, old *worker, cpu int) {
 		return
 	}
 	g.workers = append(g.workers, w)
+	g.asgi.Store(p.Hello.ASGI())
 	if g.django == nil && p.Hello.Django != nil {
 		d := *p.Hello.Django
 		g.django = &d
@@ -646,17 +709,30 @@ func (g *Group) leave(c chan grant) {
 // Release returns a slot after its stream ended. healthy=false means the
 // channel can no longer be trusted (protocol error, lost worker, a stream
 // abandoned mid-way): the slot is closed and its worker replaced.
+//
+// An ASGI slot's stream is closed either way; its channel is not, as other
+// requests share it: it closes when the worker, replaced, stops.
 func (g *Group) Release(s *Slot, healthy bool) {
 	s.end()
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w := s.w
 	w.busy--
+	if s.held {
+		s.held = false
+		w.held--
+	}
 	if g.cfg.IdleTimeout > 0 {
 		g.lastActive = time.Now()
 	}
 	if !healthy {
-		s.conn.Close()
+		if s.conn != nil {
+			s.conn.Close()
+		}
 		if w.state == StateReady {
 			g.log.Warn("worker channel broken; replacing the worker", "pid", w.p.PID)
 			if !g.stopping && !w.replaced {
@@ -689,7 +765,7 @@ func (g *Group) retireLocked(w *worker) {
 // stopIfDoneLocked stops a retiring worker once its last request is done,
 // exactly once.
 func (g *Group) stopIfDoneLocked(w *worker) {
-	if w.state == StateRetiring && w.busy == 0 && !w.stopStarted {
+	if w.state == StateRetiring && w.busy-w.held == 0 && !w.stopStarted {
 		w.stopStarted = true
 		go g.retire(w)
 	}
@@ -887,6 +963,16 @@ func (g *Group) Status() Status {
 	return st
 }
 
+// heldLocked counts the slots WebSockets hold (Slot.Hold): stopping does
+// not wait for them.
+func (g *Group) heldLocked() int {
+	n := 0
+	for _, w := range g.workers {
+		n += w.held
+	}
+	return n
+}
+
 // busyLocked counts the requests in progress.
 func (g *Group) busyLocked() int {
 	busy := 0
@@ -896,12 +982,13 @@ func (g *Group) busyLocked() int {
 	return busy
 }
 
-// waitIdle waits until no request is in progress and no worker is being
-// spawned, or ctx ends; it returns how many were still busy then.
+// waitIdle waits until no request is in progress (WebSockets aside: their
+// workers close them) and no worker is being spawned, or ctx ends; it
+// returns how many were still busy then.
 func (g *Group) waitIdle(ctx context.Context) int {
 	for {
 		g.mu.Lock()
-		busy := g.spawning + g.busyLocked()
+		busy := g.spawning + g.busyLocked() - g.heldLocked()
 		changed := g.changed
 		g.mu.Unlock()
 		if busy == 0 {

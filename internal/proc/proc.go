@@ -43,8 +43,13 @@ type Spec struct {
 	PythonPath []string
 	// Env holds extra KEY=VALUE pairs for the worker's environment.
 	Env []string
-	// Threads is the number of request channels (one thread each).
+	// Threads is the number of request channels (one thread each) of a
+	// WSGI worker; an ASGI worker gets one channel, and Threads sizes its
+	// event loop's executor for sync code.
 	Threads int
+	// Interface is "wsgi", "asgi", or "auto" or empty: the worker decides
+	// from the app it imported and says which in its HELLO.
+	Interface string
 	// Processes is the group's process count (for wsgi.multiprocess).
 	Processes int
 	// Window is the response body credit per stream, in bytes.
@@ -113,6 +118,8 @@ type Hello struct {
 	Python  string `json:"python"`
 	Runtime string `json:"runtime"`
 	Wire    int    `json:"wire"`
+	// Interface is "wsgi" or "asgi": how the worker serves the app.
+	Interface string `json:"interface"`
 	// Django is where a Django app keeps its static and media files; nil
 	// when the app has not configured Django's settings.
 	Django *Django `json:"django,omitempty"`
@@ -134,6 +141,16 @@ type Django struct {
 	// MediaRoot is MEDIA_ROOT, absolute.
 	MediaRoot string `json:"media_root"`
 }
+
+// The interfaces a worker serves an app with (Spec.Interface, Hello.Interface).
+const (
+	InterfaceWSGI = "wsgi"
+	InterfaceASGI = "asgi"
+)
+
+// ASGI reports whether the worker serves an ASGI app: one request channel
+// carrying many streams at once.
+func (h Hello) ASGI() bool { return h.Interface == InterfaceASGI }
 
 // Process is one running worker.
 type Process struct {
@@ -216,6 +233,9 @@ func (s *Spawner) spawn(spec Spec, preload bool) (*Process, *tailBuffer, error) 
 		"--control-fd", "3", "--app", spec.App,
 		"--threads", strconv.Itoa(spec.Threads), "--processes", strconv.Itoa(spec.Processes),
 		"--window", strconv.Itoa(spec.Window)}
+	if spec.Interface != "" {
+		args = append(args, "--interface", spec.Interface)
+	}
 	if spec.Chdir != "" {
 		args = append(args, "--chdir", spec.Chdir)
 	}
@@ -318,6 +338,9 @@ func (p *Process) ready(ctx context.Context, spec Spec, tail *tailBuffer, thread
 		return fmt.Errorf("start worker for %s: %w%s", spec.App, err, tail.String())
 	}
 	p.Hello = hello
+	if hello.Interface == InterfaceASGI && threads > 0 {
+		threads = 1 // one channel carries all of an ASGI worker's streams
+	}
 	for i := 0; i < threads; i++ {
 		conn, peer, err := wire.Pair()
 		if err == nil {

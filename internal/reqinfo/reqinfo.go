@@ -59,6 +59,12 @@ func From(ctx context.Context) *Info {
 	return info
 }
 
+// NewContext returns ctx carrying info, as Handler makes each request's
+// context (for handlers tested without it).
+func NewContext(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, key{}, info)
+}
+
 // Config configures Handler.
 type Config struct {
 	// Header is the request id header; default "X-Request-ID".
@@ -96,7 +102,7 @@ func Handler(cfg Config, next http.Handler) http.Handler {
 		rec.ResponseWriter = w
 		info := &rec.info
 		// A shallow copy: RemoteAddr and Host are rewritten on it only.
-		r = r.WithContext(context.WithValue(r.Context(), key{}, info))
+		r = r.WithContext(NewContext(r.Context(), info))
 		var trusted bool
 		info.Scheme, trusted = forwarded.Request(r, trust)
 		// cfg.Header is canonical: the map is indexed directly.

@@ -40,6 +40,8 @@ const (
 	TypeCredit   Type = 0x14
 	TypeCancel   Type = 0x15
 	TypeAbort    Type = 0x16
+	TypeMessage  Type = 0x17 // ASGI WebSocket: a message, or part of one
+	TypeClose    Type = 0x18 // ASGI WebSocket: the socket closed
 )
 
 var typeNames = map[Type]string{
@@ -47,7 +49,7 @@ var typeNames = map[Type]string{
 	TypePing: "PING", TypePong: "PONG", TypeFork: "FORK", TypeForked: "FORKED", TypeExited: "EXITED",
 	TypeRequest: "REQUEST", TypeData: "DATA",
 	TypeResponse: "RESPONSE", TypeFile: "FILE", TypeCredit: "CREDIT", TypeCancel: "CANCEL",
-	TypeAbort: "ABORT",
+	TypeAbort: "ABORT", TypeMessage: "MESSAGE", TypeClose: "CLOSE",
 }
 
 // String returns the type's name from the spec, or its number when unknown.
@@ -69,6 +71,14 @@ type Flags uint16
 
 // FlagEnd (END_STREAM) marks the last frame of the sender's half of a stream.
 const FlagEnd Flags = 0x0001
+
+// Flags of MESSAGE frames (ASGI WebSocket).
+const (
+	// FlagText marks a text message (UTF-8); without it a message is binary.
+	FlagText Flags = 0x0002
+	// FlagMore says the message continues in the stream's next MESSAGE.
+	FlagMore Flags = 0x0004
+)
 
 // Header is a decoded frame header.
 type Header struct {

@@ -124,3 +124,94 @@ func FuzzParseCancel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeScope checks that the scope decoder never panics and that
+// what it accepts re-encodes to a scope it decodes the same.
+func FuzzDecodeScope(f *testing.F) {
+	var rb RequestBuilder
+	rb.Begin(1)
+	rb.Key("type")
+	rb.Str("http")
+	rb.Key("headers")
+	rb.List(1)
+	rb.Tuple(2)
+	rb.BytesLower("Host")
+	rb.Bytes("h")
+	rb.Key("client")
+	rb.None()
+	rb.Key("port")
+	rb.Int(-5)
+	frame, _ := rb.Finish([]byte("b"), true)
+	f.Add(frame[HeaderSize:])
+	f.Add([]byte{3, 0, 0, 0, '{', '[', 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		scope, _, err := DecodeScope(p)
+		if err != nil {
+			return
+		}
+		var rb RequestBuilder
+		rb.Begin(1)
+		for k, v := range scope {
+			rb.Key(k)
+			appendValue(&rb, v)
+		}
+		frame, err := rb.Finish(nil, true)
+		if err != nil {
+			return
+		}
+		again, _, err := DecodeScope(frame[HeaderSize:])
+		if err != nil {
+			t.Fatalf("re-encoded scope does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(normal(scope), normal(again)) {
+			t.Fatalf("round trip changed the scope: %#v → %#v", scope, again)
+		}
+	})
+}
+
+// appendValue writes a decoded value back with the builder's methods.
+func appendValue(rb *RequestBuilder, v any) {
+	switch v := v.(type) {
+	case string:
+		rb.Str(v)
+	case []byte:
+		rb.Bytes(string(v))
+	case int64:
+		rb.Int(int32(v))
+	case nil:
+		rb.None()
+	case []any:
+		rb.List(len(v))
+		for _, item := range v {
+			appendValue(rb, item)
+		}
+	case map[string]any:
+		rb.b = append(rb.b, mDict)
+		for k, item := range v {
+			rb.Key(k)
+			appendValue(rb, item)
+		}
+		rb.b = append(rb.b, mNull)
+	}
+}
+
+// normal makes empty byte slices comparable with DeepEqual.
+func normal(v any) any {
+	switch v := v.(type) {
+	case []byte:
+		return string(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, item := range v {
+			out[i] = normal(item)
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, item := range v {
+			out[k] = normal(item)
+		}
+		return out
+	}
+	return v
+}

@@ -11,6 +11,9 @@ const (
 	mDict  = '{'
 	mNull  = '0' // ends a dict
 	mStr   = 'u' // TYPE_UNICODE: u32 length, UTF-8
+	mBytes = 's' // TYPE_STRING: u32 length, bytes (ASGI scopes and heads)
+	mInt   = 'i' // TYPE_INT: i32
+	mNone  = 'N'
 	mTuple = '('
 	mList  = '['
 )
@@ -70,14 +73,16 @@ func (r *reader) u32() (int, error) {
 }
 
 // str reads a marshal str and returns its code points as latin-1 bytes. A
-// code point above U+00FF cannot be a PEP 3333 native string.
+// code point above U+00FF cannot be a PEP 3333 native string. It also
+// takes marshal bytes, as an ASGI app's response headers are, and returns
+// them as they are.
 func (r *reader) str() (string, error) {
 	t, err := r.byte()
 	if err != nil {
 		return "", err
 	}
-	if t != mStr {
-		return "", fmt.Errorf("%w: want str (marshal 'u'), got 0x%02x", ErrMalformed, t)
+	if t != mStr && t != mBytes {
+		return "", fmt.Errorf("%w: want str or bytes (marshal 'u' or 's'), got 0x%02x", ErrMalformed, t)
 	}
 	n, err := r.u32()
 	if err != nil {
@@ -87,6 +92,9 @@ func (r *reader) str() (string, error) {
 	r.off += n
 	if s, ok := common[string(raw)]; ok { // no allocation for the lookup
 		return s, nil
+	}
+	if t == mBytes {
+		return string(raw), nil
 	}
 	return latin1FromUTF8(raw)
 }
@@ -103,6 +111,11 @@ var common = func() map[string]string {
 		"Content-Disposition", "ETag", "Last-Modified", "Expires", "Content-Language",
 		"text/plain", "text/plain; charset=utf-8", "text/html", "text/html; charset=utf-8",
 		"application/json", "DENY", "nosniff", "same-origin", "Cookie", "Accept-Encoding",
+		// ASGI apps: bare status codes, lower-case names.
+		"200", "201", "204", "301", "302", "304", "400", "403", "404", "500",
+		"content-type", "content-length", "cache-control", "location", "set-cookie", "vary",
+		"etag", "last-modified", "x-frame-options", "x-content-type-options", "referrer-policy",
+		"cross-origin-opener-policy", "content-disposition", "server", "date",
 	} {
 		m[s] = s
 	}
@@ -147,4 +160,80 @@ func (r *reader) seq() (int, error) {
 		return 0, fmt.Errorf("%w: want tuple or list, got marshal type 0x%02x", ErrMalformed, t)
 	}
 	return r.u32()
+}
+
+// maxDepth bounds the nesting value decodes, so hostile input cannot
+// exhaust the stack.
+const maxDepth = 32
+
+// value reads any value of the protocol's marshal subset (DecodeScope).
+func (r *reader) value(depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("%w: marshal data nested deeper than %d", ErrMalformed, maxDepth)
+	}
+	t, err := r.byte()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case mStr, mBytes:
+		n, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		raw := r.b[r.off : r.off+n]
+		r.off += n
+		if t == mBytes {
+			return append([]byte{}, raw...), nil
+		}
+		if !utf8.Valid(raw) {
+			return nil, fmt.Errorf("%w: invalid UTF-8 in str", ErrMalformed)
+		}
+		return string(raw), nil
+	case mInt:
+		if len(r.b)-r.off < 4 {
+			return nil, fmt.Errorf("%w: marshal data ends early", ErrMalformed)
+		}
+		v := int32(binary.LittleEndian.Uint32(r.b[r.off:]))
+		r.off += 4
+		return int64(v), nil
+	case mNone:
+		return nil, nil
+	case mTuple, mList:
+		n, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		items := make([]any, 0, n)
+		for range n {
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, v)
+		}
+		return items, nil
+	case mDict:
+		m := map[string]any{}
+		for {
+			if r.off < len(r.b) && r.b[r.off] == mNull {
+				r.off++
+				return m, nil
+			}
+			k, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			key, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("%w: dict key is not a str", ErrMalformed)
+			}
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			m[key] = v
+		}
+	}
+	return nil, fmt.Errorf("%w: marshal type 0x%02x is not in the protocol's subset", ErrMalformed, t)
 }

@@ -22,6 +22,13 @@ def _read(data: memoryview, pos: int, allowed: str) -> Tuple[Any, int]:
     if code == "u":
         (n,) = struct.unpack_from("<I", data, pos)
         return bytes(data[pos + 4:pos + 4 + n]).decode("utf-8"), pos + 4 + n
+    if code == "s":
+        (n,) = struct.unpack_from("<I", data, pos)
+        return bytes(data[pos + 4:pos + 4 + n]), pos + 4 + n
+    if code == "i":
+        return struct.unpack_from("<i", data, pos)[0], pos + 4
+    if code == "N":
+        return None, pos
     if code in "([":
         (n,) = struct.unpack_from("<I", data, pos)
         pos += 4
@@ -34,7 +41,7 @@ def _read(data: memoryview, pos: int, allowed: str) -> Tuple[Any, int]:
         d = {}
         while chr(data[pos]) != "0":
             k, pos = _read(data, pos, "u")
-            v, pos = _read(data, pos, "u")
+            v, pos = _read(data, pos, allowed.replace("{", "") if "s" in allowed else "u")
             d[k] = v
         return d, pos + 1
     raise ValueError(code)

@@ -38,7 +38,7 @@ class DjangoHelloTest(unittest.TestCase):
     def test_no_django(self):
         _, hello = self.hello("hello")
         self.assertNotIn("django", hello)
-        self.assertEqual(set(hello), {"pid", "python", "runtime", "wire"})
+        self.assertEqual(set(hello), {"pid", "python", "runtime", "wire", "interface"})
 
     def test_django_is_never_imported(self):
         # With Django installed (the test virtualenv, when there is one), an app that does

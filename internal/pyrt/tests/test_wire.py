@@ -63,6 +63,19 @@ class EncodeTest(unittest.TestCase):
         self.assertEqual((ftype, flags, stream), (RESPONSE, END_STREAM, 9))
         self.assertEqual(wire.split_response(payload), ("200 OK", [("A", "b")], b"hello"))
 
+    def test_close_frame(self):
+        f = wire.close_frame(5, 4001, "bye")
+        self.assertEqual(f, bytes([1, 0x18, 1, 0, 5, 0, 0, 0, 5, 0, 0, 0]) + b"\xa1\x0fbye")
+        [(ftype, flags, stream, payload)] = wire.iter_frames(f)
+        self.assertEqual((ftype, flags, wire.split_close(payload)), (wire.CLOSE, END_STREAM, (4001, "bye")))
+        self.assertEqual(wire.split_close(b""), (1005, ""))  # no status
+        with self.assertRaises(wire.ProtocolError):
+            wire.split_close(b"\x01")
+        # A reason is cut to the 123 bytes a WebSocket close frame carries, on a character boundary.
+        reason = wire.split_close(wire.close_frame(1, 1000, "\xe9" * 100)[12:])[1]
+        self.assertEqual(reason, "\xe9" * 61)
+        self.assertEqual((wire.MESSAGE, wire.TEXT, wire.MORE), (0x17, 0x0002, 0x0004))
+
     def test_split_rejects_overlong_meta(self):
         with self.assertRaises(wire.ProtocolError):
             wire.split_request(wire.U32.pack(100) + b"{0")

@@ -1,4 +1,5 @@
-"""Finding the WSGI app: APP is MODULE[:CALLABLE] or the path of a WSGI script.
+"""Finding the app: APP is MODULE[:CALLABLE] or the path of a WSGI script; and
+whether it is WSGI or ASGI.
 
 Errors are AppImportError with a one-line message and a one-line hint naming
 the fix, in the spirit of uvicorn's importer; the cause stays chained for the
@@ -7,6 +8,7 @@ traceback.
 
 import hashlib
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -70,6 +72,38 @@ def load(spec: str) -> Callable:
             "%s:%s is a %s, which is not callable" % (_shown(target), attr, type(obj).__name__),
             "point APP at the WSGI callable, an object called as app(environ, start_response)")
     return obj
+
+
+def is_asgi(app: Any) -> bool:
+    """Report whether app is an ASGI 3 app: a coroutine function, or an object
+    whose __call__ is one (Django's ASGIHandler, Starlette, FastAPI), like uvicorn's check."""
+    if isinstance(app, type):
+        return False  # a class: calling it makes an instance (WSGI, or ASGI 2)
+    return _coroutine_function(app) or _coroutine_function(getattr(app, "__call__", None))
+
+
+def _coroutine_function(f: Any) -> bool:
+    if f is None:
+        return False
+    if inspect.iscoroutinefunction(f):
+        return True
+    # asgiref's markcoroutinefunction before Python 3.12 (asyncio's marker).
+    marker = getattr(sys.modules.get("asyncio.coroutines"), "_is_coroutine", None)
+    return marker is not None and getattr(f, "_is_coroutine", None) is marker
+
+
+def interface(app: Any, setting: str, spec: str) -> str:
+    """Return "asgi" or "wsgi" for the app loaded from APP spec, given --interface
+    (auto, wsgi or asgi); forcing wsgi on an ASGI app is an error."""
+    if setting == "asgi":
+        return "asgi"
+    asgi = is_asgi(app)
+    if setting == "wsgi" and asgi:
+        raise AppImportError(
+            "APP %s is an ASGI app (%s is a coroutine function), but the interface is set to wsgi"
+            % (spec, "it" if _coroutine_function(app) else "its __call__"),
+            'set interface = "asgi" (or remove the setting: the worker detects ASGI apps)')
+    return "asgi" if asgi else "wsgi"
 
 
 def load_hook(spec: str, setting: str) -> Callable:

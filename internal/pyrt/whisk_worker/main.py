@@ -4,11 +4,13 @@ The front starts it as
 
     python -u -c "import sys; sys.path.insert(0, RUNTIME_DIR); from whisk_worker.main import main; \
 sys.exit(main(sys.argv[1:]))" --control-fd 3 --app APP --window BYTES --threads T --processes P \
-[--chdir DIR] [--pythonpath DIR]... [--post-fork MODULE:FUNCTION] [--preload]
+[--chdir DIR] [--pythonpath DIR]... [--post-fork MODULE:FUNCTION] [--preload] [--interface auto|wsgi|asgi]
 
 and reads HELLO (ready) or FAILED (exit code 3) on the control channel. With
 --preload the process is a fork server (preload.py): it imports the app once and
-forks the workers, which come back here to serve.
+forks the workers, which come back here to serve. An ASGI app (asgi.py) gets
+its event loop and lifespan startup in the worker, after the fork and the
+post-fork hook, before HELLO.
 """
 
 import argparse
@@ -19,8 +21,9 @@ import platform
 import select
 import socket
 import sys
+import time
 import traceback
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from . import loader
 from .wire import CHANNEL, FAILED, HELLO, NAMES, PING, PONG, STOP, ChannelClosed, Conn, ProtocolError, frame
@@ -43,6 +46,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--pythonpath", action="append", default=[], help="put DIR at the front of sys.path")
     p.add_argument("--post-fork", help="MODULE:FUNCTION called with no arguments before the worker serves")
     p.add_argument("--preload", action="store_true", help="be a fork server: import the app, fork the workers")
+    p.add_argument("--interface", choices=("auto", "wsgi", "asgi"), default="auto",
+                   help="the app's interface; auto: ASGI 3 for a coroutine function (or an object whose "
+                        "__call__ is one), else WSGI")
     return p.parse_args(argv)
 
 
@@ -53,6 +59,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         setup_path(args.chdir, args.pythonpath)
         app = loader.load(args.app)
+        interface = loader.interface(app, args.interface, args.app)
     except loader.AppImportError as e:
         return fail(conn, e.error, e.hint, e.__cause__)
     except OSError as e:  # --chdir
@@ -67,7 +74,7 @@ def main(argv: Sequence[str]) -> int:
         return fail(conn, e.error, e.hint, e.__cause__, "post_fork")
     if args.preload:
         from . import preload
-        served = preload.serve(conn, hello())
+        served = preload.serve(conn, hello(interface))
         if isinstance(served, int):
             return served  # the fork server's exit
         conn = served  # a forked worker's control channel
@@ -78,17 +85,37 @@ def main(argv: Sequence[str]) -> int:
             except BaseException as e:
                 return fail(conn, "post_fork hook %s raised %s: %s" % (args.post_fork, type(e).__name__, e),
                             "fix the post_fork hook (see the traceback)", e, "post_fork")
-        worker = Worker(app, args.window, args.threads, args.processes)
-        conn.send(frame(HELLO, 0, 0, json.dumps(hello()).encode()))
+        if interface == "asgi":
+            from . import asgi
+            worker: Any = asgi.Worker(app, args.window, args.threads)
+            failure = worker.start(conn)  # the event loop, lifespan startup
+            if failure is not None:
+                message, exc = failure
+                exit_now(fail(conn, "ASGI lifespan startup failed: %s" % message,
+                              "fix the app's lifespan startup (see the traceback)", exc, "lifespan"))
+        else:
+            worker = Worker(app, args.window, args.threads, args.processes)
+        conn.send(frame(HELLO, 0, 0, json.dumps(hello(interface)).encode()))
         return control_loop(conn, worker)
     except ChannelClosed:
         os._exit(0)  # the front is gone
 
 
-def hello() -> dict:
+def exit_now(code: int) -> None:
+    """Exit without waiting for threads (the ASGI loop's executor may hold a stuck one)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def hello(interface: str = "wsgi") -> dict:
     """Return the HELLO payload: this process is ready (and, for a Django app, where its
     static and media files are)."""
-    msg = {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1}
+    msg = {"pid": os.getpid(), "python": platform.python_version(), "runtime": RUNTIME, "wire": 1,
+           "interface": interface}
     django = loader.django_settings()
     if django is not None:
         msg["django"] = django
@@ -131,7 +158,7 @@ def format_cause(e: Optional[BaseException]) -> str:
     return "".join(te.format())
 
 
-def control_loop(conn: Conn, worker: Worker) -> int:
+def control_loop(conn: Conn, worker: Any) -> int:
     """Serve the control channel until STOP (return 0) or a protocol error (2)."""
     while True:
         try:
@@ -166,13 +193,32 @@ def channel_name(payload: Any, fd: int) -> str:
         return "fd%d" % fd
 
 
-def stop(conn: Conn, worker: Worker) -> int:
-    """Take no new request, wait for those in progress, and return 0."""
+def stop(conn: Conn, worker: Any) -> int:
+    """Take no new request, wait for those in progress, and return 0 (an ASGI
+    worker runs lifespan shutdown, then exits)."""
+    asgi = getattr(worker, "shutdown", None) is not None
+    if asgi:
+        done = worker.stop()  # on the loop: read what the channels hold, then take no new stream
+        deadline = time.monotonic() + 1
+        answer_pings(conn, lambda: done.done() or time.monotonic() > deadline)
     worker.stopping = True
-    while not worker.idle():
-        readable, _, _ = select.select([conn.sock], [], [], 0.02)
-        if readable:
+    answer_pings(conn, worker.idle)
+    if asgi:
+        from .asgi import SHUTDOWN_WAIT
+        done = worker.shutdown()  # lifespan shutdown, on the loop; it waits at most SHUTDOWN_WAIT
+        deadline = time.monotonic() + SHUTDOWN_WAIT + 1
+        answer_pings(conn, lambda: done.done() or time.monotonic() > deadline)
+        if not done.done():
+            sys.stderr.write("whisk_worker: ASGI lifespan shutdown did not run: the event loop is blocked\n")
+        exit_now(0)
+    return 0
+
+
+def answer_pings(conn: Conn, done: Callable[[], bool]) -> None:
+    """Answer PING on the control channel until done() is true (checked every 20 ms)."""
+    while not done():
+        # A PING may already be buffered, read along with STOP.
+        if conn.start != conn.end or select.select([conn.sock], [], [], 0.02)[0]:
             ftype, _, stream, payload = conn.recv_frame()  # EOF raises ChannelClosed: exit at once
             if ftype == PING:
                 conn.send(frame(PONG, 0, stream, payload))
-    return 0

@@ -10,17 +10,21 @@ are little-endian::
     |                                  payload (length bytes)                                              ...
 
 - version is 1; anything else closes the channel.
-- flags bit 0 is END_STREAM: the sender's half of the stream ends here.
+- flags bit 0 is END_STREAM: the sender's half of the stream ends here; on
+  MESSAGE, bit 1 is TEXT and bit 2 is MORE.
 - the payload is at most 16 MiB.
 
-REQUEST payload:  u32 meta length | marshal dict of str (the environ) | first body bytes
+REQUEST payload:  u32 meta length | marshal dict (the WSGI environ or the ASGI scope) | first body bytes
 RESPONSE payload: u32 head length | marshal.dumps((status, headers), 2) | first body bytes
 FILE payload:     u64 offset | i64 count (-1: to end of file), one fd in SCM_RIGHTS
 CREDIT payload:   u32 bytes the sender accepts on top of what it granted before
 CANCEL payload:   empty (the client left), or one reason byte: 1 = the request timed out
+ABORT payload:    UTF-8 message; ends the worker's half of the stream
+MESSAGE payload:  a WebSocket message or a part of one (ASGI); flags TEXT (UTF-8 text), MORE (continues)
+CLOSE payload:    u16 close code | UTF-8 reason, with END_STREAM: the WebSocket closed (ASGI)
 
 This module holds the constants, the encoders, and Conn, a buffered frame
-reader/writer over one unix stream socket. It knows nothing of WSGI.
+reader/writer over one unix stream socket. It knows nothing of WSGI or ASGI.
 """
 
 import array
@@ -46,14 +50,18 @@ FILE = 0x13
 CREDIT = 0x14
 CANCEL = 0x15
 ABORT = 0x16
+MESSAGE = 0x17
+CLOSE = 0x18
 
 NAMES = {
     HELLO: "HELLO", FAILED: "FAILED", CHANNEL: "CHANNEL", STOP: "STOP", PING: "PING", PONG: "PONG",
     REQUEST: "REQUEST", DATA: "DATA", RESPONSE: "RESPONSE", FILE: "FILE", CREDIT: "CREDIT",
-    CANCEL: "CANCEL", ABORT: "ABORT",
+    CANCEL: "CANCEL", ABORT: "ABORT", MESSAGE: "MESSAGE", CLOSE: "CLOSE",
 }
 
 END_STREAM = 0x0001
+TEXT = 0x0002  # MESSAGE: a text message (UTF-8)
+MORE = 0x0004  # MESSAGE: the message continues in the stream's next MESSAGE
 CANCEL_TIMEOUT = 1  # CANCEL reason: the request timed out; interrupt the app's thread
 MAX_PAYLOAD = 16 << 20  # 16 MiB
 REQUEST_WINDOW = 64 << 10  # body bytes the front sends before it is granted credit
@@ -61,6 +69,7 @@ REQUEST_WINDOW = 64 << 10  # body bytes the front sends before it is granted cre
 HEADER = struct.Struct("<BBHII")  # version, type, flags, stream, payload length
 HEADER_U32 = struct.Struct("<BBHIII")  # header + the u32 that starts REQUEST/RESPONSE/CREDIT payloads
 U32 = struct.Struct("<I")
+U16 = struct.Struct("<H")
 FILE_RANGE = struct.Struct("<Qq")  # offset, count
 HEADER_SIZE = HEADER.size
 
@@ -94,6 +103,24 @@ def cancel_frame(stream: int, reason: int = 0) -> bytes:
     """Return a CANCEL frame (the front's job; used by tests): reason 0 is an
     empty payload (the client left), others one byte, like CANCEL_TIMEOUT."""
     return frame(CANCEL, 0, stream, bytes((reason,)) if reason else b"")
+
+
+def close_frame(stream: int, code: int, reason: str = "") -> bytes:
+    """Return a CLOSE frame with END_STREAM: a WebSocket close code and reason
+    (the reason is cut to the 123 bytes a WebSocket close frame can carry)."""
+    data = reason.encode("utf-8")
+    if len(data) > 123:
+        data = data[:123].decode("utf-8", "ignore").encode("utf-8")
+    return frame(CLOSE, END_STREAM, stream, U16.pack(code) + data)
+
+
+def split_close(payload: Payload) -> Tuple[int, str]:
+    """Return (code, reason) of a CLOSE payload; an empty payload is 1005 (no status)."""
+    if not payload:
+        return 1005, ""
+    if len(payload) < 2:
+        raise ProtocolError("CLOSE payload of 1 byte, want a u16 code and a reason")
+    return U16.unpack_from(payload)[0], bytes(payload[2:]).decode("utf-8", "replace")
 
 
 def find_cancel(data: Payload, stream: int, reason: int) -> bool:

@@ -389,7 +389,7 @@ func serve(conn *wire.Conn, info Info, mode script, inflight *counter, stopping 
 // channel, and returns the fake's answer. It returns an error when the
 // channel fails (the fake died) and fails the test when the answer is not
 // the fake's.
-func Request(t testing.TB, conn *wire.Conn, stream uint32, path string) (Info, error) {
+func Request(t testing.TB, conn wire.StreamConn, stream uint32, path string) (Info, error) {
 	t.Helper()
 	var rb wire.RequestBuilder
 	rb.Begin(stream)
