@@ -8,15 +8,18 @@ Usage:
                          [--runs N] [--warmup S] [--no-docs] [--no-store] [--fresh]
 
 For every (scenario, server) pair -- WSGI servers for the app scenarios,
-whisk and nginx for the static-file ones, whisk alone for the ceiling, and
-whisk --preload as an extra server in the memory one -- it starts the server
-(2 processes x 8 threads, 127.0.0.1, fresh port), waits until it answers,
-checks the response (body, keep-alive), runs wrk once for warm-up (discarded)
-and then --runs times, stops the server (whole process group + every
-descendant) and checks that nothing is left. slow-clients holds 500 idle
-connections open from a helper thread during its wrk runs, each after a
-plain hello run on the same server; memory adds RSS/PSS of the whole process
-tree (/proc/PID/smaps_rollup), idle and under load. While wrk runs it samples:
+whisk and nginx for the static-file ones, whisk alone for the ceiling,
+whisk --preload as an extra server in the memory one, and whisk
+(--interface asgi) and the ASGI servers for asgi-hello and ws-echo -- it
+starts the server (2 processes x 8 threads; ASGI: 2 processes, 127.0.0.1,
+fresh port), waits until it answers, checks the response (body, keep-alive;
+the WebSocket echo), runs wrk (ws-echo: bench/wsload, built into the temp
+dir) once for warm-up (discarded) and then --runs times, stops the server
+(whole process group + every descendant) and checks that nothing is left.
+slow-clients holds 500 idle connections open from a helper thread during
+its wrk runs, each after a plain hello run on the same server; memory adds
+RSS/PSS of the whole process tree (/proc/PID/smaps_rollup), idle and under
+load. While wrk runs it samples:
   * the listen (accept) queue of the port: a server that keeps connections
     alive but leaves some of wrk's connections waiting in the accept queue
     for the whole run is "starving" them -- wrk does not report that (it only
@@ -78,6 +81,9 @@ APPS = {
                   script=os.path.join(BENCH, "apps", "sleep.py")),
     "django": dict(dir=os.path.join(BENCH, "djangoapp"), module="benchsite.wsgi:application",
                    script=os.path.join(BENCH, "djangoapp", "benchsite", "wsgi.py")),
+    # ASGI scenarios: HTTP hello + WebSocket echo, one plain ASGI 3 app.
+    "asgi": dict(dir=os.path.join(BENCH, "apps"), module="asgi_hello:application",
+                 script=os.path.join(BENCH, "apps", "asgi_hello.py"), interface="asgi"),
 }
 
 # Static scenarios: a file of `static_size` bytes (or exactly `static_body`),
@@ -85,6 +91,11 @@ APPS = {
 # server), served under /static/; `servers` restricts a scenario to the
 # servers that can serve it, `peers` names whom whisk is compared with.
 STATIC_SERVERS = ["whisk", "nginx"]
+# ASGI scenarios: whisk (--interface asgi) against the ASGI servers, which
+# take part in nothing else.
+ASGI_PEERS = ["uvicorn", "granian-asgi", "daphne", "hypercorn"]
+ASGI_SERVERS = ["whisk"] + ASGI_PEERS
+WS_MESSAGE = "Hello, World!"  # ws-echo: the text message each round trip sends
 SLEEP = 0.05  # bench/apps/sleep.py's delay
 IDLE_CLIENTS = 500  # slow-clients: idle connections held while wrk runs
 
@@ -120,14 +131,25 @@ SCENARIOS = {
     "static-1m": dict(app="hello", path="/static/1m.bin", static_size=MIB,
                       conns=64, lua=None, rss=True, servers=STATIC_SERVERS, peers=["nginx"],
                       title="Static file, 1 MiB, keep-alive, c=64 (whisk vs nginx)"),
+    "asgi-hello": dict(app="asgi", path="/", conns=64, lua=None, rss=True,
+                       servers=ASGI_SERVERS, peers=ASGI_PEERS,
+                       title="ASGI hello world (13 bytes), keep-alive, c=64"),
+    # ws: driven by bench/wsload (built by main()) instead of wrk; path is
+    # the WebSocket's, the app answers the hello on it over plain HTTP.
+    "ws-echo": dict(app="asgi", path="/ws", conns=64, lua=None, rss=True, ws=True,
+                    servers=ASGI_SERVERS, peers=ASGI_PEERS, unit="round trips/s",
+                    title="WebSocket echo: 64 connections, each sending a 13-byte text message "
+                          "and waiting for its echo, over and over"),
 }
 SCENARIO_ORDER = ["hello", "ceiling", "hello-close", "sleep50", "json", "template", "big-get",
-                  "big-post", "slow-clients", "memory", "static-100k", "static-1m"]
+                  "big-post", "slow-clients", "memory", "static-100k", "static-1m",
+                  "asgi-hello", "ws-echo"]
+ASGI_SCENARIOS = ["asgi-hello", "ws-echo"]
 # Files served by a static front: whisk vs nginx, and the ceiling (whisk alone).
 FILE_SCENARIOS = [s for s in SCENARIO_ORDER
                   if "static_size" in SCENARIOS[s] or "static_body" in SCENARIOS[s]]
 STATIC_SCENARIOS = [s for s in SCENARIO_ORDER if "static_size" in SCENARIOS[s]]
-APP_SCENARIOS = [s for s in SCENARIO_ORDER if s not in FILE_SCENARIOS]
+APP_SCENARIOS = [s for s in SCENARIO_ORDER if s not in FILE_SCENARIOS + ASGI_SCENARIOS]
 # App scenarios judged by "no scenario below 1.0x the best peer": the sleep
 # one is bound by the thread count (judged against capacity instead) and the
 # memory one measures memory, not speed.
@@ -160,7 +182,7 @@ def check_response(scenario, status, headers, body):
     """Return None if the response is what the app should send, else a reason."""
     if status != 200:
         return "status %d" % status
-    if scenario in ("hello", "hello-close", "slow-clients", "ceiling"):
+    if scenario in ("hello", "hello-close", "slow-clients", "ceiling", "asgi-hello", "ws-echo"):
         if body != b"Hello, World!":
             return "body %r" % body[:40]
         if not (headers.get("content-type") or "").startswith("text/plain"):
@@ -205,8 +227,14 @@ def whisk_cmd(app, port, tmp):
     # Static scenarios: the Go front serves /static/ itself; the app (hello)
     # is started as usual but never hit. No access log (whisk's default).
     static = ["--static", "/static/=%s" % app["static_dir"]] if app.get("static_dir") else []
+    if app.get("interface") == "asgi":
+        # One event loop per process (uvloop's: bench/.venv has it); threads
+        # only size its executor for sync code, unused here, so left default.
+        conc = ["--interface", "asgi"]
+    else:
+        conc = ["--threads", str(THREADS)]
     return [WHISK_BIN, "serve", "--bind", "127.0.0.1:%d" % port,
-            "--processes", str(PROCESSES), "--threads", str(THREADS),
+            "--processes", str(PROCESSES)] + conc + [
             "--chdir", app["dir"], "--python", VENV] + root + static + [app["module"]]
 
 
@@ -280,6 +308,41 @@ def granian_cmd(app, port, tmp):
             "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(PROCESSES), "--blocking-threads", str(THREADS),
             "--no-access-log", "--working-dir", app["dir"], app["module"]]
+
+
+# ASGI servers: 2 worker processes each (daphne: 1, it has none), uvloop
+# where the server can use it, no access log.
+def uvicorn_cmd(app, port, tmp):
+    # What uvicorn[standard] runs: uvloop, httptools, and for WebSockets the
+    # websockets package's sans-I/O protocol (named explicitly; "auto" picks
+    # the same ones; the legacy "--ws websockets" echoed ~45% fewer round
+    # trips in a quick check). Its parent binds the socket, the 2 workers
+    # accept from it.
+    return [os.path.join(VENV, "bin", "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(PROCESSES), "--loop", "uvloop", "--http", "httptools",
+            "--ws", "websockets-sansio", "--no-access-log", "--app-dir", app["dir"], app["module"]]
+
+
+def granian_asgi_cmd(app, port, tmp):
+    # --blocking-threads: ASGI allows only 1 (the default); --runtime-threads 1 (default).
+    return [os.path.join(VENV, "bin", "granian"), "--interface", "asgi",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(PROCESSES),
+            "--loop", "uvloop", "--no-access-log", "--working-dir", app["dir"], app["module"]]
+
+
+def daphne_cmd(app, port, tmp):
+    # daphne has no worker processes (one Twisted reactor; scale-out is
+    # several daphnes under a process manager or a balancer): one process.
+    # -v 0: no access log (verbosity 1, the default, logs to stdout).
+    # It imports from the working directory (the app dir).
+    return [os.path.join(VENV, "bin", "daphne"), "-b", "127.0.0.1", "-p", str(port),
+            "-v", "0", app["module"]]
+
+
+def hypercorn_cmd(app, port, tmp):
+    # -k uvloop: the uvloop worker class; no access log unless --access-logfile.
+    return [os.path.join(VENV, "bin", "hypercorn"), "-b", "127.0.0.1:%d" % port,
+            "-w", str(PROCESSES), "-k", "uvloop", app["module"]]
 
 
 APACHE_CONF = """\
@@ -439,6 +502,11 @@ SERVERS = {
     "nginx": nginx_cmd,  # static scenarios only
     # diagnostic variant, not in the default set
     "uwsgi-http11": uwsgi_http11_cmd,
+    # ASGI scenarios only
+    "uvicorn": uvicorn_cmd,
+    "granian-asgi": granian_asgi_cmd,
+    "daphne": daphne_cmd,
+    "hypercorn": hypercorn_cmd,
 }
 # The WSGI servers run by default; "best peer" of the app scenarios is one of them.
 DEFAULT_SERVERS = ["whisk", "whisk-preload", "gunicorn-sync", "gunicorn-gthread", "nginx-gunicorn",
@@ -452,6 +520,8 @@ PEERS_FOR_HELLO_TARGET = ["gunicorn-sync", "gunicorn-gthread", "nginx-gunicorn",
 # Requests that can run at once (the sleep50 capacity): processes x threads,
 # except for the servers without threads or without processes.
 CONCURRENCY = {"gunicorn-sync": PROCESSES, "waitress": THREADS}
+# Worker processes of the ASGI servers (daphne has no multi-process mode).
+ASGI_PROCESSES = {"daphne": 1}
 
 SERVER_NOTES = {
     "whisk": "Go front + 2 Python worker processes x 8 threads.",
@@ -473,6 +543,14 @@ SERVER_NOTES = {
     "nginx": "Debian's nginx, static scenarios only: one worker per CPU, sendfile, tcp_nopush, "
              "open_file_cache (configuration below).",
     "uwsgi-http11": "diagnostic: --http11-socket, thread pinned per connection.",
+    "uvicorn": "2 worker processes (uvicorn's supervisor binds the socket, the workers accept), "
+               "uvloop + httptools + websockets (sans-I/O): what `uvicorn[standard]` runs.",
+    "granian-asgi": "Granian's ASGI interface: Rust HTTP/WebSocket front per worker, 2 workers, "
+                    "uvloop, 1 runtime thread (default).",
+    "daphne": "**one process**: daphne (Twisted + autobahn for WebSockets) has no worker "
+              "processes; more cores take several daphnes run by a process manager (sharing "
+              "a socket with `--fd`) or behind a load balancer.",
+    "hypercorn": "2 workers, uvloop worker class (`-k uvloop`), h11 + wsproto.",
 }
 
 
@@ -877,8 +955,18 @@ def smoke_test(scenario, port, path):
     return err, keepalive
 
 
+def ws_smoke_test(port, path):
+    """The WebSocket echo on one connection (text, binary, text), checked by
+    bench/wsload -check; returns None or the reason."""
+    p = subprocess.run([WSLOAD, "-check", "-url", "ws://127.0.0.1:%d%s" % (port, path),
+                        "-msg", WS_MESSAGE], capture_output=True, text=True, timeout=60)
+    return None if p.returncode == 0 else "WebSocket echo: %s" % (p.stderr or p.stdout).strip()[-300:]
+
+
 # ----------------------------------------------------------------- wrk
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+# wrk's error kinds, and the load generators' wrong answers (ws-echo)
+ERROR_KINDS = ("non2xx", "connect", "read", "write", "timeout", "mismatch")
 
 
 def parse_wrk(out):
@@ -895,8 +983,39 @@ def parse_wrk(out):
                    write=int(m.group(3)), timeout=int(m.group(4)))
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
     res["p99_ms"] = float(m.group(1)) * _UNITS[m.group(2)] if m else None
-    res["errors"] = res["non2xx"] + res["connect"] + res["read"] + res["write"] + res["timeout"]
+    res["mismatch"] = 0
+    res["errors"] = sum(res[k] for k in ERROR_KINDS)
     return res
+
+
+WSLOAD = None  # bench/wsload built into the run's temp dir by main() (ws scenarios)
+
+
+def wsload_argv(sc, port, duration):
+    return [WSLOAD, "-url", "ws://127.0.0.1:%d%s" % (port, sc["path"]), "-c", str(sc["conns"]),
+            "-d", "%ds" % duration, "-msg", WS_MESSAGE]
+
+
+def parse_wsload(out):
+    """bench/wsload's JSON line, in parse_wrk's terms: a round trip is a
+    request, an echo that differs from the message sent is a "mismatch"."""
+    d = json.loads(out.strip().splitlines()[-1])
+    res = dict(rps=d["rps"], requests=d["round_trips"], p99_ms=d["p99_ms"] if d["round_trips"] else None,
+               non2xx=0, connect=d["connect"], read=d["read"], write=d["write"],
+               timeout=d["timeout"], mismatch=d["mismatch"])
+    res["errors"] = sum(res[k] for k in ERROR_KINDS)
+    return res
+
+
+def build_wsload(directory):
+    """go build bench/wsload into directory; returns its path, or None (logged)."""
+    out = os.path.join(directory, "wsload")
+    p = subprocess.run(["go", "build", "-o", out, "./bench/wsload"], cwd=REPO,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        log("bench/wsload does not build: %s" % (p.stderr or p.stdout)[-800:])
+        return None
+    return out
 
 
 def wrk_argv(sc, port, duration):
@@ -970,9 +1089,9 @@ def run_wrk(sc, srv, duration, rss_pid, idle=0, tree=False):
         opens0 = tcp_active_opens()
         b0, s0, h0, t0 = machine_busy_ticks(), tree_ticks(pids), own_seconds(), time.time()
         sampler.start()
+        argv = wsload_argv(sc, port, duration) if sc.get("ws") else wrk_argv(sc, port, duration)
         try:
-            p = subprocess.run(wrk_argv(sc, port, duration), capture_output=True, text=True,
-                               timeout=duration + 60)
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
         except subprocess.TimeoutExpired:
             if not slow:
                 raise
@@ -988,9 +1107,10 @@ def run_wrk(sc, srv, duration, rss_pid, idle=0, tree=False):
     finally:
         if slow:
             slow.stop()
-    if p.returncode != 0 or "Requests/sec" not in p.stdout:
-        raise RuntimeError("wrk failed (%d): %s %s" % (p.returncode, p.stdout[-500:], p.stderr[-500:]))
-    res = parse_wrk(p.stdout)
+    if p.returncode != 0 or ("round_trips" if sc.get("ws") else "Requests/sec") not in p.stdout:
+        raise RuntimeError("%s failed (%d): %s %s" % (os.path.basename(argv[0]), p.returncode,
+                                                      p.stdout[-500:], p.stderr[-500:]))
+    res = parse_wsload(p.stdout) if sc.get("ws") else parse_wrk(p.stdout)
     peers = sampler.peers
     if slow:
         # the idle clients are not wrk's: leave them out of the connection counts
@@ -1035,7 +1155,7 @@ def applies(server_name, scenario):
         return server_name in allowed
     if server_name == "whisk-preload":  # a memory configuration
         return scenario == "memory"
-    return server_name != "nginx"
+    return server_name != "nginx" and server_name not in ASGI_PEERS
 
 
 def bench_one(server_name, scenario, args, tmp_root):
@@ -1054,6 +1174,8 @@ def bench_one(server_name, scenario, args, tmp_root):
         srv.start()
         srv.wait_ready(sc["path"])
         err, ka = smoke_test(scenario, srv.port, sc["path"])
+        if not err and sc.get("ws"):
+            err = ws_smoke_test(srv.port, sc["path"])
         row["smoke_error"], row["keepalive_probe"] = err, ka
         if err:
             raise RuntimeError("%s answered wrongly: %s" % (server_name, err))
@@ -1110,7 +1232,7 @@ def bench_one(server_name, scenario, args, tmp_root):
         p99s = [r["p99_ms"] for r in runs if r["p99_ms"] is not None]
         row["p99_ms"] = statistics.median(p99s) if p99s else None
         row["errors"] = sum(r["errors"] for r in runs)
-        row["errors_detail"] = {k: sum(r[k] for r in runs) for k in ("non2xx", "connect", "read", "write", "timeout")}
+        row["errors_detail"] = {k: sum(r.get(k, 0) for r in runs) for k in ERROR_KINDS}
         row["requests"] = sum(r["requests"] for r in runs)
         row["conns_opened"] = statistics.median(r["conns_opened"] for r in runs)
         row["conns_seen"] = statistics.median(r["conns_seen"] for r in runs)
@@ -1193,6 +1315,11 @@ def keeps_alive(row):
 def fmt_conns(row):
     if not row.get("requests"):
         return "%d seen, none answered" % row.get("conns_seen", 0)
+    if SCENARIOS[row["scenario"]].get("ws"):
+        # wsload opens them all first and redials only after an error
+        extra = ", ~%d TCP opens/run machine-wide" % row["conns_opened"] \
+            if row["conns_opened"] > 2 * row["conns"] else ""
+        return "%d seen (WebSocket%s)" % (row.get("conns_seen", row["conns"]), extra)
     if keeps_alive(row):
         extra = ""
         if row["conns_opened"] > 2 * row["conns"]:
@@ -1280,8 +1407,8 @@ def scenario_table(scenario, rows, results=None):
     rows = sorted(rows, key=lambda r: (r.get("failed") is not None, -r.get("rps", 0)))
     whisk = next((r for r in rows if r["server"] == "whisk" and not r.get("failed")), None)
     lines = ["### %s" % sc["title"], ""]
-    lines.append("| server | req/s (median) | spread | p99 latency | errors | TCP connections "
-                 "| CPU server / others | runs | whisk × | notes |")
+    lines.append("| server | %s (median) | spread | p99 latency | errors | TCP connections "
+                 "| CPU server / others | runs | whisk × | notes |" % sc.get("unit", "req/s"))
     lines.append("|---|---:|---:|---:|---:|---|---|---|---:|---|")
     for r in rows:
         name = r["server"] if r["server"] not in DIAGNOSTIC_SERVERS else "%s *(diagnostic)*" % r["server"]
@@ -1305,11 +1432,19 @@ def scenario_table(scenario, rows, results=None):
     if not any(r["server"] == "whisk" for r in rows):
         lines.append("| whisk | pending | | | | | | | | not measured yet (does not build / not run) |")
     bp = best_peer(rows, peers_of(scenario))
+    unit = sc.get("unit", "req/s")
     lines.append("")
     if whisk and bp:
-        lines.append("whisk vs best peer (%s, %s req/s): **%.2f×**" % (bp["server"], fmt_rps(bp["rps"]), whisk["rps"] / bp["rps"]))
+        lines.append("whisk vs best peer (%s, %s %s): **%.2f×**" % (bp["server"], fmt_rps(bp["rps"]), unit,
+                                                                 whisk["rps"] / bp["rps"]))
     elif bp:
-        lines.append("Best peer: %s (%s req/s). whisk: pending." % (bp["server"], fmt_rps(bp["rps"])))
+        lines.append("Best peer: %s (%s %s). whisk: pending." % (bp["server"], fmt_rps(bp["rps"]), unit))
+    if scenario in ASGI_SCENARIOS and whisk:
+        vs = ["%s **%.2f×**" % (n, whisk["rps"] / r["rps"]) for n in ("uvicorn", "granian-asgi")
+              for r in rows if r["server"] == n and usable(r)]
+        if vs:
+            lines.append("")
+            lines.append("whisk vs %s (measured in the same run)." % ", vs ".join(vs))
     hello, ceiling = whisk_row(results, "hello"), whisk_row(results, "ceiling")
     if scenario in ("hello", "ceiling") and hello and ceiling:
         if lines[-1]:
@@ -1319,8 +1454,13 @@ def scenario_table(scenario, rows, results=None):
                      % (fmt_rps(hello["rps"]), 100.0 * hello["rps"] / ceiling["rps"], fmt_rps(ceiling["rps"])))
     lines.append("")
     extra = " -H '%s'" % "' -H '".join(sc["headers"]) if sc.get("headers") else ""
-    lines.append("_wrk -t2 -c%d%s; each server: warm-up run (discarded), then the runs shown; medians._"
-                 % (sc["conns"], extra))
+    if sc.get("ws"):
+        lines.append("_bench/wsload -c %d -msg '%s' (round trips of a %d-byte text message, every echo "
+                     "checked; p99 of the round-trip time); each server: warm-up run (discarded), then "
+                     "the runs shown; medians._" % (sc["conns"], WS_MESSAGE, len(WS_MESSAGE)))
+    else:
+        lines.append("_wrk -t2 -c%d%s; each server: warm-up run (discarded), then the runs shown; medians._"
+                     % (sc["conns"], extra))
     if sc.get("idle"):
         lines.append("")
         lines.append("_Each measured run is a plain hello run (no idle clients) followed by one with %d "
@@ -1444,6 +1584,34 @@ def targets_table(results):
     return "\n".join(lines)
 
 
+def asgi_targets_table(results):
+    """Issue 6's ASGI goal on the stored results: hello ≥ 1.3× uvicorn and
+    ahead of Granian (ASGI); the WebSocket echo ratios for information."""
+    lines = ["| target | status |", "|---|---|"]
+    for sc, goal, text in (
+            ("asgi-hello", True, "ASGI hello keep-alive ≥ 1.3× uvicorn, and ahead of Granian (ASGI)"),
+            ("ws-echo", False, "WebSocket echo round trips (no target: for information)")):
+        rows = results.get(sc, {})
+        w = rows.get("whisk")
+        peers = {n: rows[n] for n in ("uvicorn", "granian-asgi") if n in rows and usable(rows[n])}
+        if not w or w.get("failed") or not peers:
+            lines.append("| %s | pending |" % text)
+            continue
+        vs = ", ".join("%.2f× %s" % (w["rps"] / r["rps"], n) for n, r in peers.items())
+        if not goal:
+            lines.append("| %s | %s%s |" % (text, vs, "" if usable(w) else
+                                            " — whisk flagged (%s)" % "; ".join(flags(w))))
+            continue
+        u, g = peers.get("uvicorn"), peers.get("granian-asgi")
+        ok = u is not None and w["rps"] >= 1.3 * u["rps"] and (g is None or w["rps"] > g["rps"])
+        if usable(w):
+            st = "%s — %s" % ("PASS" if ok else "FAIL", vs)
+        else:
+            st = "FAIL — whisk flagged (%s); %s" % ("; ".join(flags(w)), vs)
+        lines.append("| %s | %s |" % (text, st))
+    return "\n".join(lines)
+
+
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
@@ -1465,7 +1633,8 @@ def machine_info():
         ("Memory", mem),
         ("Kernel", platform.release()),
         ("OS", "Debian " + sh("cat /etc/debian_version")),
-        ("Python (bench/.venv: whisk, gunicorn, uWSGI, Granian, waitress)", sh("%s/bin/python -V" % VENV)),
+        ("Python (bench/.venv: whisk, gunicorn, uWSGI, Granian, waitress, uvicorn, daphne, hypercorn)",
+         sh("%s/bin/python -V" % VENV)),
         ("Python (bench/.venv-system: Apache mod_wsgi)", sh("%s/bin/python -V" % VENV_SYS)),
         ("Go", sh("go version")),
         ("wrk", sh("dpkg-query -W -f='${Version}' wrk")),
@@ -1488,6 +1657,7 @@ def display_argv(row):
     """Command line with machine-specific bits made readable."""
     s = " ".join(shlex.quote(a) for a in row["argv"])
     s = s.replace(":%d" % row["port"], ":PORT").replace("--port %d" % row["port"], "--port PORT")
+    s = s.replace(" -p %d " % row["port"], " -p PORT ")  # daphne
     s = s.replace(REPO + "/", "")
     # the run's temp dir, and a server's private dir inside it, both read $TMP
     s = re.sub(r"/tmp/whisk-bench-[^\s/]+(/whisk-bench-[^\s/]+)?", "$TMP", s)
@@ -1504,7 +1674,9 @@ def render_docs(results, commands):
     out.append("whisk (Go HTTP front + supervised Python WSGI workers) against the usual "
                "Python WSGI servers, every one configured with **2 processes × 8 threads** "
                "(gunicorn's sync worker has no threads), bound to 127.0.0.1, no access log; "
-               "and, for static files, whisk's front against Debian's nginx.")
+               "and, for static files, whisk's front against Debian's nginx. "
+               "ASGI apps (whisk against uvicorn, Granian, daphne and hypercorn) have "
+               "[their own section](#asgi).")
     out.append("")
     out.append("Produced by (last refreshed %s):" % now)
     out.append("")
@@ -1530,6 +1702,8 @@ def render_docs(results, commands):
     out.append("## Results")
     out.append("")
     for sc in SCENARIO_ORDER:
+        if sc in ASGI_SCENARIOS:
+            continue
         rows = list(results.get(sc, {}).values())
         if rows:
             out.append(scenario_table(sc, rows, results))
@@ -1549,6 +1723,7 @@ def render_docs(results, commands):
                "Servers marked *(diagnostic)* are alternative configurations kept for evidence "
                "(see Fairness notes); they never count as \"best peer\".")
     out.append("")
+    out.extend(render_asgi(results))
     out.append("## Method")
     out.append("")
     out.append(METHOD_TEXT)
@@ -1573,15 +1748,17 @@ def render_docs(results, commands):
     out.append("")
     seen = {}
     for sc in SCENARIO_ORDER:
+        if sc in ASGI_SCENARIOS:
+            continue
         for name, row in results.get(sc, {}).items():
             seen.setdefault(name, row)
-    for name in DEFAULT_SERVERS + [s for s in SERVERS if s not in DEFAULT_SERVERS]:
+    for name in DEFAULT_SERVERS + [s for s in SERVERS if s not in DEFAULT_SERVERS + ASGI_PEERS]:
         if name not in seen and name != "whisk":
             continue
         out.append("**%s** — %s" % (name, SERVER_NOTES[name]))
         out.append("")
-        builds = sorted({r["build"] for rows in results.values() for n, r in rows.items()
-                         if n == name and r.get("build")})
+        builds = sorted({r["build"] for sc, rows in results.items() if sc not in ASGI_SCENARIOS
+                         for n, r in rows.items() if n == name and r.get("build")})
         if builds:
             out.append("Measured build: %s." % "; ".join(builds))
             out.append("")
@@ -1625,6 +1802,112 @@ def render_docs(results, commands):
     out.append("")
     out.append(FAIRNESS_TEXT)
     return "\n".join(out) + "\n"
+
+
+def render_asgi(results):
+    """docs/benchmarks.md's ASGI section (issue 6): its own targets, tables,
+    method, command lines and notes; [] while nothing is measured."""
+    rows_by_sc = {sc: list(results.get(sc, {}).values()) for sc in ASGI_SCENARIOS}
+    if not any(rows_by_sc.values()):
+        return []
+    out = ["## ASGI", ""]
+    out.append("whisk serving a plain ASGI 3 app (`--interface asgi`) against uvicorn, Granian's "
+               "ASGI interface, daphne and hypercorn: **2 worker processes each** (daphne: 1, it has "
+               "no multi-process mode), uvloop wherever the server can use it, bound to 127.0.0.1, "
+               "no access log. Ratios are whisk's median over the peer's, measured in the same run. "
+               "Produced by:")
+    out.append("")
+    out.append("```sh")
+    out.extend(sorted({r["command"] for rows in rows_by_sc.values() for r in rows if r.get("command")}))
+    out.append("```")
+    out.append("")
+    out.append("(`bench/run.sh` alone runs these scenarios too, after the WSGI ones.)")
+    out.append("")
+    out.append(asgi_targets_table(results))
+    out.append("")
+    for sc in ASGI_SCENARIOS:
+        if rows_by_sc[sc]:
+            out.append(scenario_table(sc, rows_by_sc[sc], results))
+            out.append("")
+    out.append(ASGI_METHOD_TEXT)
+    out.append("")
+    out.append("### ASGI server command lines")
+    out.append("")
+    out.append("As run for asgi-hello (ws-echo runs the same commands; `PORT` is a free port picked per run).")
+    out.append("")
+    for name in ASGI_SERVERS:
+        row = next((results[sc][name] for sc in ASGI_SCENARIOS if name in results.get(sc, {})), None)
+        if not row:
+            continue
+        note = "Go front + 2 Python worker processes, each one asyncio event loop (uvloop)." \
+            if name == "whisk" else SERVER_NOTES[name]
+        out.append("**%s** — %s" % (name, note))
+        out.append("")
+        builds = sorted({r["build"] for sc in ASGI_SCENARIOS for n, r in results.get(sc, {}).items()
+                         if n == name and r.get("build")})
+        if builds:
+            out.append("Measured build: %s." % "; ".join(builds))
+            out.append("")
+        out.append("```sh")
+        out.append(display_argv(row))
+        out.append("```")
+        out.append("")
+    out.append(ASGI_FAIRNESS_TEXT)
+    out.append("")
+    return out
+
+
+ASGI_METHOD_TEXT = """\
+### ASGI method
+
+- App: `bench/apps/asgi_hello.py`, a plain ASGI 3 coroutine (no framework): any HTTP request
+  gets the 13-byte `text/plain` hello (the WSGI hello's body, with `content-length`); a
+  WebSocket is accepted and every message sent back as it came (text as text, bytes as
+  bytes); lifespan startup/shutdown are acknowledged.
+- `asgi-hello`: wrk exactly as for the WSGI hello (`wrk -t2 -c64`, keep-alive, `GET /`).
+- `ws-echo`: `bench/wsload`, a small Go load generator (github.com/coder/websocket, the
+  library whisk's front uses, already in go.mod), built by `bench/run.py` into the run's
+  temp dir (`go build ./bench/wsload`). It opens 64 connections to `ws://127.0.0.1:PORT/ws`
+  first (handshakes are not timed), then each connection sends a 13-byte text message,
+  waits for the echo and compares it, over and over for the run's duration; round trips/s
+  = round trips completed within the duration ÷ the duration, p99 = the 99th percentile of
+  the round-trip times. Errors: failed handshakes (connect), read/write errors and
+  timeouts (the connection is then redialled) and echoes that differ (mismatch). No
+  permessage-deflate (the client does not offer it). At the end every connection is closed
+  with 1000. Like wrk it runs on the same 2 CPUs as the server (GOMAXPROCS 2).
+- Same harness otherwise: fresh server per (scenario, server), a checked response (the
+  hello; for ws-echo also one connection echoing a text, a binary and a text message, via
+  `wsload -check`), a 2 s warm-up run, N measured runs, medians, CPU and connection sampling.
+- **uvloop**: pinned in `bench/requirements.txt`. uvicorn, Granian and hypercorn are told to
+  use it; whisk's ASGI worker uses uvloop whenever the interpreter can import it, and
+  whisk runs with `--python bench/.venv`, so that pin is what puts whisk on uvloop too
+  (without it, whisk would run the stdlib asyncio loop)."""
+
+ASGI_FAIRNESS_TEXT = """\
+### ASGI fairness notes
+
+- **Same process budget where the server allows it**: 2 worker processes. daphne has no
+  worker-process option (one Twisted reactor per process; using more cores takes several
+  daphne processes started by a process manager, sharing a socket with `--fd`, or behind
+  a load balancer), so it runs as the **single process** it supports: its numbers are one
+  process's, not comparable 1:1 with the others.
+- Every server's front/supervisor process is not counted against the budget (whisk's Go
+  front, uvicorn's and hypercorn's supervisor, Granian's main process).
+- WebSocket implementations: uvicorn `--ws websockets-sansio` (the websockets package, which
+  `uvicorn[standard]` installs, through the protocol `--ws auto` picks; uvicorn's legacy
+  `--ws websockets` echoed about 45% fewer round trips in a quick check, `wsproto` about 20%
+  fewer), hypercorn wsproto (its only one), daphne autobahn, Granian and whisk their own
+  fronts (Rust; Go's coder/websocket). Keep-alive pings (uvicorn's and daphne's every 20 s
+  of idleness) never fire during the runs: the connections are never idle.
+- Granian: `--blocking-threads` must be 1 for ASGI (its default); `--runtime-threads` 1 (default).
+- hypercorn closes a keep-alive connection after 1000 requests (its `keep_alive_max_requests`
+  default), so in asgi-hello each of wrk's connections is reopened about once per run (the
+  128 connections seen); left at its default like everything else.
+- daphne's p99 in asgi-hello (~150 ms) is one process serving 64 connections.
+- whisk: `--threads` left at its default (ASGI: the executor for sync code, unused by this
+  app), `max_concurrency` at its default (1000 per process, well above the 64 connections
+  of the runs).
+- No other tuning for any server."""
 
 
 METHOD_TEXT = """\
@@ -1744,7 +2027,7 @@ def load_latest():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS + ["nginx"]),
+    ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS + ["nginx"] + ASGI_PEERS),
                     help="comma list from: %s (default: %%(default)s)" % ", ".join(SERVERS))
     ap.add_argument("--scenarios", default=",".join(SCENARIO_ORDER),
                     help="comma list from: %s" % ", ".join(SCENARIO_ORDER))
@@ -1796,7 +2079,8 @@ def main():
     pairs = [(sc, name) for sc in scenarios for name in servers if applies(name, sc)]
     if not pairs:
         ap.error("no server of --servers takes part in --scenarios (nginx: static-* only; "
-                 "ceiling: whisk only; whisk-preload: memory only; WSGI servers: the app scenarios)")
+                 "ceiling: whisk only; whisk-preload: memory only; WSGI servers: the app scenarios; "
+                 "%s: asgi-hello and ws-echo only)" % ", ".join(ASGI_PEERS))
     for tool in ("wrk", "ss"):
         if not shutil.which(tool):
             sys.exit("%s not found; run bench/run.sh (installs it)" % tool)
@@ -1815,9 +2099,15 @@ def main():
     results = {}
     if any(SCENARIOS[sc].get("idle") for sc in scenarios):
         raise_fd_limit(4 * IDLE_CLIENTS)
+    global WSLOAD
     try:
         if any(sc in FILE_SCENARIOS for sc in scenarios):
             write_static_files(os.path.join(tmp_root, "static"))
+        if any(SCENARIOS[sc].get("ws") for sc, _ in pairs):
+            WSLOAD = build_wsload(tmp_root)
+            if not WSLOAD:
+                log("skipping the WebSocket scenarios (no load generator)")
+                pairs = [(sc, n) for sc, n in pairs if not SCENARIOS[sc].get("ws")]
         for sc, name in pairs:
             results.setdefault(sc, {})[name] = bench_one(name, sc, args, tmp_root)
     except KeyboardInterrupt:
@@ -1842,6 +2132,9 @@ def main():
         print("Targets on this run's rows alone:")
         print()
         print(targets_table(results))
+        if any(sc in results for sc in ASGI_SCENARIOS):
+            print()
+            print(asgi_targets_table(results))
         log("--no-store: bench/results/latest.json and %s left as they are" % DOCS)
         return 1 if any(r.get("failed") for rows in results.values() for r in rows.values()) else 0
     latest = {"results": {}, "commands": []} if args.fresh else load_latest()
@@ -1853,6 +2146,9 @@ def main():
     with open(LATEST, "w") as f:
         json.dump(latest, f, indent=1)
     print(targets_table(latest["results"]))
+    if any(sc in results for sc in ASGI_SCENARIOS):
+        print()
+        print(asgi_targets_table(latest["results"]))
     if not args.no_docs:
         with open(DOCS, "w") as f:
             f.write(render_docs(latest["results"], used))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — whisk benchmark harness (whisk vs gunicorn, nginx+gunicorn, uWSGI,
-# Granian, Apache+mod_wsgi, waitress; static files: whisk vs nginx), driven by wrk
-# against 127.0.0.1.
+# Granian, Apache+mod_wsgi, waitress; static files: whisk vs nginx; ASGI: whisk vs
+# uvicorn, Granian, daphne, hypercorn), driven by wrk (and bench/wsload for
+# WebSockets) against 127.0.0.1.
 #
 # Usage (from anywhere; needs root for apt and for Apache's User/Group):
 #   bench/run.sh                      # everything, defaults: 3 runs x 10 s, 2 s warm-up
@@ -10,6 +11,7 @@
 #   bench/run.sh --scenarios slow-clients,memory --servers whisk,whisk-preload,gunicorn-gthread
 #   bench/run.sh --scenarios hello,json --servers whisk,granian
 #   bench/run.sh --scenarios static-100k,static-1m --servers whisk,nginx
+#   bench/run.sh --scenarios asgi-hello,ws-echo   # ASGI only (all ASGI servers)
 #   bench/run.sh --no-docs            # do not rewrite docs/benchmarks.md (results still stored)
 #   bench/run.sh --no-store ...       # trial run: stored results and docs left untouched
 #   bench/run.sh --setup-only         # install/build only, no load
@@ -23,6 +25,8 @@
 #            (+ diagnostic, not run by default: uwsgi-http11)
 #            nginx serves the static scenarios only, the WSGI servers the others;
 #            whisk-preload (whisk --preload) takes part in memory only.
+#            ASGI (asgi-hello and ws-echo only; whisk runs --interface asgi):
+#            uvicorn granian-asgi daphne hypercorn
 # Scenarios: hello (keep-alive, c=64), ceiling (whisk only: the hello body as a
 #            static file from whisk's Go front), hello-close (Connection: close),
 #            sleep50 (50 ms sleep, c=100), json (Django JsonResponse, c=64),
@@ -30,7 +34,9 @@
 #            big-get (1 MiB response, c=16), big-post (1 MiB request body, c=16),
 #            slow-clients (hello while 500 idle slow clients hold connections),
 #            memory (RSS/PSS of each stack hosting Django, idle and under load),
-#            static-100k, static-1m (100 KiB / 1 MiB file, keep-alive, c=64)
+#            static-100k, static-1m (100 KiB / 1 MiB file, keep-alive, c=64),
+#            asgi-hello (ASGI hello, keep-alive, c=64), ws-echo (WebSocket echo
+#            round trips on 64 connections, driven by bench/wsload)
 #
 # What this script does before handing over to bench/run.py (stdlib only):
 #   1. apt-installs wrk, apache2, libapache2-mod-wsgi-py3, nginx, python3-venv
@@ -41,6 +47,8 @@
 #      bench/requirements-system.txt; re-installs only when the files change;
 #   3. builds whisk into bench/.bin/whisk (`go build ./cmd/whisk`); if that
 #      fails, whisk is skipped with a message and the peers still run.
+#      (run.py builds the WebSocket load generator, bench/wsload, into its
+#      temp dir when ws-echo is to run.)
 # Everything else (starting/stopping servers, wrk, tables, docs) is in run.py.
 set -euo pipefail
 
