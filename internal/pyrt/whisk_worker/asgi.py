@@ -247,6 +247,8 @@ class Channel:
         self.wq: Deque[Tuple[Any, int]] = deque()  # (bytes, fd or -1) waiting to be sent
         self.wsize = 0  # bytes in wq
         self.drainers: List[asyncio.Future] = []
+        self.flushing = False  # a flush is scheduled
+        self.writing = False  # waiting for the socket to be writable
         self.closed = False
         sock.setblocking(False)
         self.loop.add_reader(self.fd, self.readable)
@@ -383,43 +385,30 @@ class Channel:
     # Writing.
 
     def write(self, *parts: Any, fd: int = -1) -> None:
-        """Send parts (bytes-like) now, and queue what the socket does not take.
-        fd, if given, travels with the first byte and is closed once sent."""
+        """Queue parts (bytes-like) to be sent once the loop's current round of
+        callbacks is done: the responses of the streams that ran in it go out
+        in one sendmsg. fd, if given, travels with the first byte and is closed
+        once sent."""
         if self.closed:
             if fd >= 0:
                 os.close(fd)
             return
-        n = 0
-        if not self.wq:
-            try:
-                if fd >= 0:
-                    n = self.sock.sendmsg(parts, [_SCM_RIGHTS + (array.array("i", [fd]),)])
-                    os.close(fd)
-                    fd = -1
-                elif len(parts) == 1:
-                    n = self.sock.send(parts[0])
-                else:
-                    n = self.sock.sendmsg(parts)
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as e:
-                if fd >= 0:
-                    os.close(fd)
-                self.close("writing it failed: %s" % e)
-                return
-        queued = bool(self.wq)
+        if not self.wq and not self.flushing:
+            self.flushing = True
+            self.loop.call_soon(self.flush)
         for p in parts:
-            if n >= len(p):
-                n -= len(p)
-                continue
-            if n:
-                p = memoryview(p)[n:]
-                n = 0
-            self.wq.append((p, fd))
-            self.wsize += len(p)
-            fd = -1
-        if self.wq and not queued:
-            self.loop.add_writer(self.fd, self.writable)
+            if len(p):
+                self.wq.append((p, fd))
+                self.wsize += len(p)
+                fd = -1
+        if fd >= 0:  # only empty parts: no byte to carry the descriptor (never sent so)
+            os.close(fd)
+
+    def flush(self) -> None:
+        """Send what the socket takes now; wait for it to be writable for the rest."""
+        self.flushing = False
+        if not self.closed:
+            self.writable()
 
     def write_frame(self, ftype: int, flags: int, sid: int, payload: Any) -> None:
         if len(payload) <= SMALL:
@@ -461,7 +450,12 @@ class Channel:
             if full:
                 break
         if not wq:
-            self.loop.remove_writer(self.fd)
+            if self.writing:
+                self.writing = False
+                self.loop.remove_writer(self.fd)
+        elif not self.writing:
+            self.writing = True
+            self.loop.add_writer(self.fd, self.writable)
         if self.wsize <= LOW_WATER and self.drainers:
             self.wake_drainers()
 
