@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/whiskserver/whisk/internal/framing"
 	"github.com/whiskserver/whisk/internal/wire"
 )
 
@@ -115,7 +116,7 @@ func (ex *exchange) acceptWebSocket(head wire.Head) {
 			hdr.Add(f.Name, f.Value)
 		}
 	}
-	c, err := websocket.Accept(hijackWriter{ex.w}, ex.r, &websocket.AcceptOptions{
+	c, err := websocket.Accept(hijackWriter{ex.w, ex.r.Context()}, ex.r, &websocket.AcceptOptions{
 		Subprotocols: protos,
 		// The app checks Origin, as with every ASGI server: it sees the
 		// header in the scope (Django Channels' AllowedHostsOriginValidator,
@@ -138,12 +139,23 @@ func (ex *exchange) acceptWebSocket(head wire.Head) {
 }
 
 // hijackWriter hands coder/websocket the connection switched to the
-// WebSocket: the front's request framing checks (internal/framing) are
-// turned off for the rest of it, and its read deadline is cleared, as the
-// server's header and body deadlines must not end a long-lived WebSocket.
-// Write deadlines stay the front's (each write is bounded by
-// write_timeout).
-type hijackWriter struct{ http.ResponseWriter }
+// WebSocket. The front's request framing checks (internal/framing) stop at
+// the 101, before it goes out: the client may send its first frame at once,
+// and net/http's background read must not check it as a request head. The
+// read deadline is cleared, as the server's header and body deadlines must
+// not end a long-lived WebSocket; write deadlines stay the front's (each
+// write is bounded by write_timeout).
+type hijackWriter struct {
+	http.ResponseWriter
+	ctx context.Context // the request's: it knows the connection
+}
+
+func (w hijackWriter) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols {
+		framing.PassthroughContext(w.ctx)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
 
 func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
@@ -151,16 +163,6 @@ func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c.SetReadDeadline(time.Time{})
-	for nc := c; nc != nil; {
-		if p, ok := nc.(interface{ Passthrough() }); ok {
-			p.Passthrough()
-		}
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		nc = u.NetConn()
-	}
 	return c, brw, nil
 }
 

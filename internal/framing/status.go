@@ -56,6 +56,19 @@ func ConnContext(ctx context.Context, nc net.Conn) context.Context {
 	return ctx
 }
 
+// PassthroughContext calls [Conn.Passthrough] on the connection of the
+// request whose context is ctx (recorded by [ConnContext]), and reports
+// whether there was one. A handler switching protocols calls it before the
+// 101 response goes out: the client's first frames may follow at once, and
+// net/http's background read would otherwise check them as a request head.
+func PassthroughContext(ctx context.Context) bool {
+	c, ok := ctx.Value(connKey{}).(*Conn)
+	if ok {
+		c.Passthrough()
+	}
+	return ok
+}
+
 // Handler answers the request Options.StatusResponses substitutes for a
 // rejected head with the rejection's status (414 or 431) and closes the
 // connection; every other request goes to next. The substitute is known by
