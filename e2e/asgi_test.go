@@ -117,6 +117,18 @@ func randomBytes(n int, seed byte) []byte {
 	return b
 }
 
+// checkEcho decodes an /echo report and checks it counted exactly data;
+// it returns the report for further checks. who names the app in errors.
+func checkEcho(t testing.TB, s *whisktest.Server, body, data []byte, who string) echoReport {
+	t.Helper()
+	var got echoReport
+	decodeJSON(t, s, body, &got)
+	if got.Bytes != len(data) || got.SHA256 != sha256Hex(data) {
+		t.Errorf("%s read %d bytes, sha256 %s; sent %d, sha256 %s", who, got.Bytes, got.SHA256, len(data), sha256Hex(data))
+	}
+	return got
+}
+
 // fileExists reports whether path exists.
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
@@ -360,11 +372,7 @@ func TestASGIHTTP(t *testing.T) {
 		send(t, c, "0\r\n\r\n")
 		resp, body := readResponse(t, s, bufio.NewReader(c), http.MethodPost)
 		mustStatus(t, s, resp, body, http.StatusOK)
-		var got echoReport
-		decodeJSON(t, s, body, &got)
-		if got.Bytes != len(data) || got.SHA256 != sha256Hex(data) {
-			t.Errorf("the app read %d bytes, sha256 %s; sent %d, sha256 %s", got.Bytes, got.SHA256, len(data), sha256Hex(data))
-		}
+		got := checkEcho(t, s, body, data, "the app")
 		if got.Chunks < 2 {
 			t.Errorf("the body reached the app in %d http.request message(s), want it in chunks as it arrived", got.Chunks)
 		}
@@ -384,11 +392,7 @@ func TestASGIHTTP(t *testing.T) {
 				data := randomBytes(tt.size, 2)
 				resp, body := fetch(t, s, http.MethodPost, "/echo", bytes.NewReader(data))
 				mustStatus(t, s, resp, body, http.StatusOK)
-				var got echoReport
-				decodeJSON(t, s, body, &got)
-				if got.Bytes != len(data) || got.SHA256 != sha256Hex(data) {
-					t.Errorf("the app read %d bytes, sha256 %s; sent %d, sha256 %s", got.Bytes, got.SHA256, len(data), sha256Hex(data))
-				}
+				got := checkEcho(t, s, body, data, "the app")
 				if tt.size == 0 && (got.Chunks != 0 || got.Messages != 1) {
 					t.Errorf("empty body: %d non-empty chunks in %d messages, want one http.request without body", got.Chunks, got.Messages)
 				}
@@ -1010,11 +1014,7 @@ func TestASGIStarlette(t *testing.T) {
 			data := randomBytes(2<<20+3, 6)
 			resp, body := fetch(t, s, http.MethodPost, "/echo", bytes.NewReader(data))
 			mustStatus(t, s, resp, body, http.StatusOK)
-			var got echoReport
-			decodeJSON(t, s, body, &got)
-			if got.Bytes != len(data) || got.SHA256 != sha256Hex(data) {
-				t.Errorf("Starlette read %d bytes, sha256 %s; sent %d, %s", got.Bytes, got.SHA256, len(data), sha256Hex(data))
-			}
+			checkEcho(t, s, body, data, "Starlette")
 		})
 
 		t.Run("streaming response", func(t *testing.T) {
@@ -1225,11 +1225,7 @@ mounts = [{ path = "/", group = "django" }, { path = "/sub", group = "django" }]
 		data := randomBytes(1<<20+5, 8)
 		resp, body := fetch(t, s, http.MethodPost, "/echo/", bytes.NewReader(data))
 		mustStatus(t, s, resp, body, http.StatusOK)
-		var got echoReport
-		decodeJSON(t, s, body, &got)
-		if got.Bytes != len(data) || got.SHA256 != sha256Hex(data) {
-			t.Errorf("Django read %d bytes, sha256 %s; sent %d, %s", got.Bytes, got.SHA256, len(data), sha256Hex(data))
-		}
+		checkEcho(t, s, body, data, "Django")
 	})
 
 	t.Run("not found", func(t *testing.T) {

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/whiskserver/whisk/internal/group"
 	"github.com/whiskserver/whisk/internal/reqinfo"
 	"github.com/whiskserver/whisk/internal/wire"
@@ -332,7 +334,7 @@ func (ex *exchange) run(ctx context.Context, pathInfo string, bodyLen int64) {
 				// front's half ends with it.
 				ex.mu.Lock()
 				if !ex.released && !f.End() {
-					_ = ex.conn.Write(appendClose(nil, ex.stream, websocketAbnormal, ""))
+					_ = ex.conn.Write(appendClose(nil, ex.stream, websocket.StatusAbnormalClosure, ""))
 				}
 				ex.mu.Unlock()
 			}

@@ -80,25 +80,26 @@ func (h *Handler) buildScopeOf(rb *wire.RequestBuilder, r *http.Request, typ, sc
 	}
 
 	rb.Key("client")
-	if host, port, ok := splitAddr(r.RemoteAddr); ok {
-		rb.Tuple(2)
-		rb.Str(host)
-		rb.Int(port)
-	} else {
-		rb.None()
-	}
+	addrValue(rb, r.RemoteAddr)
 	rb.Key("server")
+	local := ""
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if host, port, ok := splitAddr(a.String()); ok {
-			rb.Tuple(2)
-			rb.Str(host)
-			rb.Int(port)
-		} else {
-			rb.None()
-		}
-	} else {
-		rb.None()
+		local = a.String()
 	}
+	addrValue(rb, local)
+}
+
+// addrValue writes an address as ASGI's (host, port), or None when it has
+// no numeric port (a unix socket, or none).
+func addrValue(rb *wire.RequestBuilder, addr string) {
+	host, port, ok := splitAddr(addr)
+	if !ok {
+		rb.None()
+		return
+	}
+	rb.Tuple(2)
+	rb.Str(host)
+	rb.Int(port)
 }
 
 // splitAddr splits "host:port" with a numeric port; unix socket addresses

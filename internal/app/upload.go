@@ -22,13 +22,14 @@ type upload struct {
 	rc    *http.ResponseController
 	limit int64 // MaxBodySize
 
+	credit   *sendCredit
+	halt     chan struct{} // closed by stop
+	haltOnce sync.Once
+	done     chan struct{} // closed when run returns
+
 	mu      sync.Mutex
-	credit  int
 	started bool
-	stopped bool
-	err     error         // why the body ended early
-	more    chan struct{} // credit arrived, or stop
-	done    chan struct{} // closed when run returns
+	err     error // why the body ended early
 }
 
 // streamsBody reports whether r's body goes to an ASGI worker as it
@@ -38,8 +39,8 @@ func streamsBody(r *http.Request) bool {
 }
 
 func newUpload(ex *exchange, body io.Reader, rc *http.ResponseController) *upload {
-	return &upload{ex: ex, body: body, rc: rc, limit: ex.h.MaxBodySize, credit: wire.RequestWindow,
-		more: make(chan struct{}, 1), done: make(chan struct{})}
+	return &upload{ex: ex, body: body, rc: rc, limit: ex.h.MaxBodySize, credit: newSendCredit(wire.RequestWindow),
+		halt: make(chan struct{}), done: make(chan struct{})}
 }
 
 // start starts run in its own goroutine.
@@ -59,12 +60,12 @@ func (u *upload) run() {
 	defer wire.PutBuffer(buf)
 	var total int64
 	for {
-		n, ok := u.take(chunkSize)
+		n, ok := u.credit.take(chunkSize, u.halt)
 		if !ok {
 			return
 		}
 		m, err := u.body.Read((*buf)[:n])
-		u.giveBack(n - m)
+		u.credit.add(n - m)
 		total += int64(m)
 		if total > u.limit {
 			u.fail(errTooLarge)
@@ -101,44 +102,8 @@ func (u *upload) send(flags wire.Flags, p []byte) bool {
 	return ex.conn.WriteFrame(wire.TypeData, flags, ex.stream, p) == nil
 }
 
-// take waits for credit and takes up to want bytes of it; false once the
-// upload is stopped.
-func (u *upload) take(want int) (int, bool) {
-	for {
-		u.mu.Lock()
-		if u.stopped {
-			u.mu.Unlock()
-			return 0, false
-		}
-		if u.credit > 0 {
-			n := min(want, u.credit)
-			u.credit -= n
-			u.mu.Unlock()
-			return n, true
-		}
-		u.mu.Unlock()
-		<-u.more
-	}
-}
-
-func (u *upload) giveBack(n int) {
-	u.mu.Lock()
-	u.credit += n
-	u.mu.Unlock()
-}
-
 // grant adds the credit of a CREDIT frame.
-func (u *upload) grant(n uint32) {
-	u.giveBack(int(n))
-	u.poke()
-}
-
-func (u *upload) poke() {
-	select {
-	case u.more <- struct{}{}:
-	default:
-	}
-}
+func (u *upload) grant(n uint32) { u.credit.add(int(n)) }
 
 func (u *upload) fail(err error) {
 	u.mu.Lock()
@@ -159,14 +124,13 @@ func (u *upload) failure() error {
 // with a read deadline in the past (set again until it takes, as the body
 // rate bound re-arms its own before each read).
 func (u *upload) stop() {
+	u.haltOnce.Do(func() { close(u.halt) })
 	u.mu.Lock()
-	u.stopped = true
 	started := u.started
 	u.mu.Unlock()
 	if !started {
 		return
 	}
-	u.poke()
 	for {
 		select {
 		case <-u.done:

@@ -131,7 +131,7 @@ func (ex *exchange) acceptWebSocket(head wire.Head) {
 	}
 	c.SetReadLimit(ex.h.MaxBodySize)
 	ex.h.Group.Hold(ex.slot) // a reload or stop does not wait for it: the worker closes it with 1001
-	relay := &wsRelay{ex: ex, c: c, credit: wire.RequestWindow, more: make(chan struct{}, 1), done: make(chan struct{})}
+	relay := &wsRelay{ex: ex, c: c, credit: newSendCredit(wire.RequestWindow), done: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Go(relay.fromClient)
 	relay.fromWorker()
@@ -177,10 +177,6 @@ func (ex *exchange) closeWorker(code websocket.StatusCode, reason string) {
 	go ex.drain(false)
 }
 
-// websocketAbnormal is the code of a CLOSE for a WebSocket that never
-// opened: the app refused it with an HTTP response.
-const websocketAbnormal = websocket.StatusAbnormalClosure
-
 // appendClose appends a CLOSE frame with END_STREAM.
 func appendClose(dst []byte, stream uint32, code websocket.StatusCode, reason string) []byte {
 	p := binary.LittleEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
@@ -193,11 +189,11 @@ type wsRelay struct {
 	ex *exchange
 	c  *websocket.Conn
 
+	credit *sendCredit   // message bytes the front may still send the worker
+	done   chan struct{} // closed when the worker's half ended
+
 	mu         sync.Mutex
-	credit     int           // message bytes the front may still send the worker
-	frontEnded bool          // CLOSE sent to the worker
-	more       chan struct{} // credit arrived, or the worker's half ended
-	done       chan struct{} // closed when the worker's half ended
+	frontEnded bool // CLOSE sent to the worker
 }
 
 // fromClient relays the client's messages to the worker until the client
@@ -257,7 +253,7 @@ func readMessage(rd io.Reader, buf []byte) ([]byte, error) {
 // credit; false when the worker's half ended first.
 func (wr *wsRelay) sendMessage(flags wire.Flags, msg []byte) bool {
 	for first := true; first || len(msg) > 0; first = false {
-		n, ok := wr.take(min(len(msg), wsChunk))
+		n, ok := wr.credit.take(min(len(msg), wsChunk), wr.done)
 		if !ok {
 			return false
 		}
@@ -271,37 +267,6 @@ func (wr *wsRelay) sendMessage(flags wire.Flags, msg []byte) bool {
 		msg = msg[n:]
 	}
 	return true
-}
-
-// take waits for credit and takes up to want bytes of it (want 0 needs
-// none: an empty message); false when the worker's half ended.
-func (wr *wsRelay) take(want int) (int, bool) {
-	for {
-		wr.mu.Lock()
-		if want == 0 || wr.credit > 0 {
-			n := min(want, wr.credit)
-			wr.credit -= n
-			wr.mu.Unlock()
-			return n, true
-		}
-		wr.mu.Unlock()
-		select {
-		case <-wr.more:
-		case <-wr.done:
-			return 0, false
-		}
-	}
-}
-
-// grant adds credit the worker sent.
-func (wr *wsRelay) grant(n uint32) {
-	wr.mu.Lock()
-	wr.credit += int(n)
-	wr.mu.Unlock()
-	select {
-	case wr.more <- struct{}{}:
-	default:
-	}
 }
 
 // sendClose ends the front's half: the client closed with code, or left.
@@ -380,7 +345,7 @@ func (wr *wsRelay) fromWorker() {
 			ex.mu.Unlock()
 		case wire.TypeCredit:
 			if n, err := wire.ParseCredit(f.Payload); err == nil {
-				wr.grant(n)
+				wr.credit.add(int(n))
 			}
 		case wire.TypeClose:
 			code, reason := parseClose(f.Payload)

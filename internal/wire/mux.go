@@ -88,13 +88,6 @@ func (s *Stream) Begin(frame []byte) error {
 	return m.c.Write(frame)
 }
 
-// Len is the number of open streams.
-func (m *Mux) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.streams)
-}
-
 // read hands each frame to its stream until the channel fails.
 func (m *Mux) read() {
 	for {

@@ -10,6 +10,13 @@ import (
 	"time"
 )
 
+// Len is the number of open streams (for the tests).
+func (m *Mux) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.streams)
+}
+
 // muxPair returns a Mux over one end of a socketpair and a Conn on the
 // other end, playing the worker.
 func muxPair(t *testing.T) (*Mux, *Conn) {
