@@ -47,11 +47,19 @@ type connKey struct{}
 func (c *Conn) framingConn() *Conn { return c }
 
 // ConnContext is an http.Server.ConnContext that records the *Conn a
-// request comes on (or the *Conn embedded in the connection), for
-// [Handler]. Other connections leave ctx as it is.
+// request comes on (or the *Conn embedded in the connection, or under it:
+// wrappers that have a NetConn method are looked through), for [Handler].
+// Other connections leave ctx as it is.
 func ConnContext(ctx context.Context, nc net.Conn) context.Context {
-	if c, ok := nc.(interface{ framingConn() *Conn }); ok {
-		return context.WithValue(ctx, connKey{}, c.framingConn())
+	for nc != nil {
+		if c, ok := nc.(interface{ framingConn() *Conn }); ok {
+			return context.WithValue(ctx, connKey{}, c.framingConn())
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		nc = u.NetConn() // a wrapper over the guard's connection
 	}
 	return ctx
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/whiskserver/whisk/internal/framing"
+	"github.com/whiskserver/whisk/internal/h1"
 )
 
 // Config configures a Server.
@@ -68,6 +69,7 @@ type Config struct {
 type Server struct {
 	cfg          Config
 	srv          *http.Server
+	fast         *h1.Server // the plain HTTP/1.x listeners' loop; nil with H2C
 	listeners    []net.Listener
 	tlsListeners []net.Listener // raw; Serve puts TLS on them (tls.go)
 }
@@ -118,6 +120,19 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 		Protocols:         protocols(cfg.H2C),
+	}
+	if !cfg.H2C && len(s.listeners) > 0 {
+		// Plain HTTP/1.x goes through the lean loop; the connections it
+		// hands over (uploads in chunks, WebSockets, anything unusual)
+		// and every TLS connection are net/http's.
+		s.fast = &h1.Server{
+			Handler:           handler,
+			ConnContext:       connContext,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			HandOff:           h1.NewListener(s.listeners[0].Addr()),
+			Log:               cfg.Log,
+		}
 	}
 	return s, nil
 }
@@ -196,10 +211,19 @@ func (s *Server) Serve() error {
 		},
 	}
 	lm := newLimiter(s.cfg.Limits) // max_connections and write_timeout, shared by all listeners
+	serving := len(s.listeners) + len(s.tlsListeners)
 	for _, l := range s.listeners {
 		go func() {
-			errc <- s.srv.Serve(s.guardPlain(lm.wrap(l), opts))
+			if s.fast != nil {
+				errc <- s.fast.Serve(s.guardPlain(lm.wrap(l), opts))
+			} else {
+				errc <- s.srv.Serve(s.guardPlain(lm.wrap(l), opts))
+			}
 		}()
+	}
+	if s.fast != nil {
+		serving++
+		go func() { errc <- s.srv.Serve(s.fast.HandOff) }()
 	}
 	for _, l := range s.tlsListeners {
 		go func() {
@@ -207,7 +231,7 @@ func (s *Server) Serve() error {
 		}()
 	}
 	var first error
-	for range len(s.listeners) + len(s.tlsListeners) {
+	for range serving {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
 			first = err
 		}
@@ -218,11 +242,22 @@ func (s *Server) Serve() error {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends,
 // then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	var fastErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.fast != nil {
+			if fastErr = s.fast.Shutdown(ctx); fastErr != nil {
+				s.fast.Close()
+			}
+		}
+	}()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
 	}
-	return err
+	<-done
+	return errors.Join(err, fastErr)
 }
 
 func (s *Server) closeListeners() {
