@@ -107,7 +107,9 @@ func (c *conn) serve() {
 }
 
 // readHead reads until buf[c.r:] holds a whole request head and returns
-// where it ends. errHandOff means the head does not fit the buffer.
+// where it ends: under the idle timeout while nothing of it arrived, then
+// under the header timeout. errHandOff means the head does not fit the
+// buffer or has lines ending in a bare LF (net/http decides about those).
 func (c *conn) readHead(first bool) (int, error) {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
@@ -128,13 +130,6 @@ func (c *conn) readHead(first bool) (int, error) {
 	}
 	for {
 		if i := bytes.Index(c.buf[c.r:c.w], crlfcrlf); i >= 0 {
-			if idle {
-				// A whole head from the first read: the idle deadline
-				// stands in for the head's (the request is in anyway).
-				if !c.state.CompareAndSwap(stateIdle, stateReading) {
-					return 0, net.ErrClosed
-				}
-			}
 			return c.r + i + 4, nil
 		}
 		if c.r > 0 {
@@ -151,7 +146,9 @@ func (c *conn) readHead(first bool) (int, error) {
 			if !c.state.CompareAndSwap(stateIdle, stateReading) {
 				return 0, net.ErrClosed
 			}
-			if i := bytes.Index(c.buf[:c.w], crlfcrlf); i < 0 && timeout != c.srv.ReadHeaderTimeout && c.srv.ReadHeaderTimeout > 0 {
+			if !bytes.Contains(c.buf[:c.w], crlfcrlf) && timeout != c.srv.ReadHeaderTimeout && c.srv.ReadHeaderTimeout > 0 {
+				// Part of a head came after an idle wait: the rest has
+				// the header timeout from now.
 				c.nc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
 			}
 		}
