@@ -128,17 +128,6 @@ func (w *response) Write(p []byte) (int, error) {
 	return w.writeBody(p)
 }
 
-// WriteString writes a string body, as Write.
-func (w *response) WriteString(s string) (int, error) {
-	if !w.headSent && len(w.out.pend)+len(s) <= cap(w.out.pend) && w.wroteHeader && bodyAllowed(w.status) &&
-		(w.declared < 0 || w.written+int64(len(s)) <= w.declared) {
-		w.written += int64(len(s))
-		w.out.pend = append(w.out.pend, s...)
-		return len(s), nil
-	}
-	return w.Write([]byte(s))
-}
-
 func (w *response) writeBody(p []byte) (int, error) {
 	if w.failed {
 		return 0, io.ErrClosedPipe
@@ -376,10 +365,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		return 0, err
 	}
 	if w.declared >= 0 {
-		src = io.LimitReader(src, w.declared-w.written)
-		if lr, ok := src.(*io.LimitedReader); ok && lr.N >= 1<<62 {
-			src = lr.R
-		}
+		src = io.LimitReader(src, w.declared-w.written) // the connection unwraps it for sendfile
 	}
 	n, err := rf.ReadFrom(src)
 	w.written += n
