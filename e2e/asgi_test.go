@@ -129,6 +129,19 @@ func checkEcho(t testing.TB, s *whisktest.Server, body, data []byte, who string)
 	return got
 }
 
+// checkLines checks a streamed body of n lines "line I of N" (the
+// framework apps' /stream views).
+func checkLines(t testing.TB, body []byte, n int) {
+	t.Helper()
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "line %d of %d\n", i, n)
+	}
+	if string(body) != want.String() {
+		t.Errorf("streamed body differs:\n%s", truncate(body))
+	}
+}
+
 // fileExists reports whether path exists.
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
@@ -1021,13 +1034,7 @@ func TestASGIStarlette(t *testing.T) {
 			t.Parallel()
 			resp, body := fetch(t, s, http.MethodGet, "/stream?n=300", nil)
 			mustStatus(t, s, resp, body, http.StatusOK)
-			var want strings.Builder
-			for i := 1; i <= 300; i++ {
-				fmt.Fprintf(&want, "line %d of 300\n", i)
-			}
-			if string(body) != want.String() {
-				t.Errorf("streamed body differs:\n%s", truncate(body))
-			}
+			checkLines(t, body, 300)
 		})
 
 		t.Run("FileResponse", func(t *testing.T) {
@@ -1211,13 +1218,7 @@ mounts = [{ path = "/", group = "django" }, { path = "/sub", group = "django" }]
 		t.Parallel()
 		resp, body := fetch(t, s, http.MethodGet, "/stream/?n=100", nil)
 		mustStatus(t, s, resp, body, http.StatusOK)
-		var want strings.Builder
-		for i := 1; i <= 100; i++ {
-			fmt.Fprintf(&want, "line %d of 100\n", i)
-		}
-		if string(body) != want.String() {
-			t.Errorf("streamed body differs:\n%s", truncate(body))
-		}
+		checkLines(t, body, 100)
 	})
 
 	t.Run("request body", func(t *testing.T) {

@@ -62,16 +62,12 @@ type backgroundRead struct {
 	done chan struct{}
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{srv: s, nc: nc}
-}
-
 // serve runs the connection's request loop.
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
-		if v := recover(); v != nil && v != http.ErrAbortHandler && c.srv.Log != nil {
-			c.srv.Log.Error("panic serving a request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			c.srv.log().Error("panic serving a request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		c.srv.remove(c)
 		if !handedOff {
@@ -84,7 +80,6 @@ func (c *conn) serve() {
 		c.ctx = c.srv.ConnContext(c.ctx, c.nc)
 	}
 	c.buf = make([]byte, bufSize)
-	c.res.c = c
 	for first := true; ; first = false {
 		end, err := c.readHead(first)
 		if errors.Is(err, errHandOff) {
@@ -171,8 +166,8 @@ func (c *conn) handOff() bool {
 		return false
 	}
 	c.nc.SetReadDeadline(time.Time{})
-	pending := append([]byte(nil), c.buf[c.r:c.w]...)
-	c.srv.HandOff.put(&replayConn{Conn: c.nc, pending: pending})
+	// The loop is done with the buffer: net/http reads the rest of it.
+	c.srv.HandOff.put(&replayConn{Conn: c.nc, pending: c.buf[c.r:c.w]})
 	return true
 }
 

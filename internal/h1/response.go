@@ -348,12 +348,11 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		}
 		return int64(n), err
 	}
-	_, typed := w.hdr["Content-Type"]
 	rf, direct := w.c.nc.(io.ReaderFrom)
 	if w.headSent {
 		direct = direct && !w.chunked && !w.isHEAD
 	} else {
-		direct = direct && w.declared >= 0 && typed && !w.isHEAD && bodyAllowed(w.status)
+		direct = direct && w.declared >= 0 && w.hasType && !w.isHEAD && bodyAllowed(w.status)
 	}
 	if !direct {
 		return io.Copy(writerOnly{w}, src)

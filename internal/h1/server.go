@@ -32,14 +32,13 @@ type Server struct {
 	// HandOff takes the connections the loop does not serve itself; an
 	// http.Server serves it.
 	HandOff *Listener
-	// Log receives handler panics.
+	// Log receives handler panics and accept errors; nil discards them.
 	Log *slog.Logger
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	watching  bool
-	done      chan struct{} // closed by Shutdown and Close: the watcher ends
+	done      chan struct{} // made with the watcher by the first Serve; closed by Shutdown and Close
 	closing   atomic.Bool
 	date      atomic.Pointer[dateLine] // the Date field of the current second
 }
@@ -62,14 +61,15 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			if temporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.Log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				s.log().Warn("accept failed; retrying", "err", err, "in", backoff)
 				time.Sleep(backoff)
 				continue
 			}
 			return err
 		}
 		backoff = 0
-		c := newConn(s, nc)
+		c := &conn{srv: s, nc: nc}
+		c.res.c = c
 		if !s.add(c) {
 			nc.Close()
 			return http.ErrServerClosed
@@ -91,17 +91,22 @@ func (s *Server) track(l net.Listener) bool {
 	if s.closing.Load() {
 		return false
 	}
-	if s.listeners == nil {
+	if s.done == nil {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.done = make(chan struct{})
-	}
-	s.listeners[l] = struct{}{}
-	if !s.watching {
-		s.watching = true
 		go s.watch(s.done)
 	}
+	s.listeners[l] = struct{}{}
 	return true
+}
+
+// log returns Log, or a logger that discards when Log is nil.
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
 }
 
 func (s *Server) untrack(l net.Listener) {

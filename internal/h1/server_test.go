@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/whiskserver/whisk/internal/whisktest"
 )
 
 // ioTimeout bounds every client read and write of these tests: a server
@@ -262,24 +264,6 @@ func headerString(h http.Header) string {
 }
 
 const getSecond = "GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
-
-// lockedBuffer is a bytes.Buffer for a log written by other goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // echo answers "METHOD PATH len(body) sha256(body)[:8]", reading the body.
 func echo(w http.ResponseWriter, r *http.Request) {
@@ -675,7 +659,7 @@ func TestPanic(t *testing.T) {
 		{"ErrAbortHandler", http.ErrAbortHandler, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logBuf lockedBuffer
+			var logBuf whisktest.SyncBuffer
 			lp := startLoop(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/panic" {
 					io.WriteString(w, "partial")
